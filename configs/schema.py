@@ -1,0 +1,216 @@
+"""Typed configuration: one pydantic model per component, composed into :class:`ExperimentConfig`.
+
+Every model forbids unknown keys, and every field says what it means and in which unit.
+Markets and policies are tagged unions on their ``kind`` field, so a YAML file names the
+component it wants (``kind: glft``) and gets that component's fields validated.
+
+YAML files are read by :mod:`experiments.config` only (DESIGN.md section 1); the markets
+validate their keyword parameters with the same models, so ``gymnasium.make(id, sigma=-1)``
+and a config with ``market.sigma: -1`` fail with the same message.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
+
+
+class StrictModel(BaseModel):
+    """Base of every config model: unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+
+# ----------------------------------------------------------------------------- markets
+class AnalyticMarketConfig(StrictModel):
+    """The Avellaneda-Stoikov market (DESIGN.md section 4, ``analytic``).
+
+    Mid ``dS = drift dt + sigma dW`` on a grid of ``n_steps`` steps over ``[0, T]``; a
+    quote at depth ``delta`` from the mid is filled in a step with probability
+    ``A exp(-k delta) dt`` (``clipped``, Avellaneda-Stoikov 2008 section 3) or
+    ``1 - exp(-A exp(-k delta) dt)`` (``exact`` for Poisson arrivals). Unit orders.
+    """
+
+    kind: Literal["analytic"] = "analytic"
+    T: float = Field(1.0, gt=0, description="Horizon, in the market's time unit.")
+    n_steps: int = Field(200, ge=1, description="Decisions per episode; dt = T / n_steps.")
+    s0: float = Field(100.0, description="Initial mid price (price units).")
+    sigma: float = Field(2.0, ge=0, description="Mid volatility (price units per sqrt(time)).")
+    drift: float = Field(0.0, description="Mid drift (price units per time unit).")
+    increments: Literal["gaussian", "binary"] = Field(
+        "gaussian",
+        description="Mid increments: Gaussian N(drift dt, sigma^2 dt), or binary "
+        "+-sigma sqrt(dt) (plus drift dt) with equal probability as in Avellaneda-Stoikov 2008.",
+    )
+    A: float = Field(140.0, gt=0, description="Fill intensity at zero depth (fills per time unit).")
+    k: float = Field(
+        1.5, gt=0, description="Decay of the fill intensity with depth (1 / price unit)."
+    )
+    fill_probability: Literal["clipped", "exact"] = Field(
+        "exact",
+        description="Per-step fill probability: lambda dt clipped to 1, or 1 - exp(-lambda dt).",
+    )
+    q_max: int = Field(
+        50,
+        ge=1,
+        description="Maximum absolute inventory (lots); quotes that would exceed it are not sent.",
+    )
+    q0: int = Field(0, description="Initial inventory (lots).")
+    phi: float = Field(0.0, ge=0, description="Running inventory penalty: reward -= phi q^2 dt.")
+    alpha: float = Field(
+        0.0, ge=0, description="Terminal inventory penalty: reward -= alpha q_T^2."
+    )
+    depth_min: float = Field(
+        -5.0, description="Quote depth at action -1 (price units; negative quotes through the mid)."
+    )
+    depth_max: float = Field(5.0, description="Quote depth at action +1 (price units).")
+    max_drawdown: float | None = Field(
+        None,
+        gt=0,
+        description="Kill switch: an episode terminates when mark-to-market PnL falls this far "
+        "below its running maximum (price units); None disables it.",
+    )
+
+    @model_validator(mode="after")
+    def _check_ranges(self) -> AnalyticMarketConfig:
+        if not self.depth_max > self.depth_min:
+            raise ValueError(
+                f"depth_max ({self.depth_max}) must exceed depth_min ({self.depth_min})"
+            )
+        if abs(self.q0) > self.q_max:
+            raise ValueError(f"|q0| ({abs(self.q0)}) must not exceed q_max ({self.q_max})")
+        return self
+
+    @property
+    def dt(self) -> float:
+        return self.T / self.n_steps
+
+
+def _market_kind(value: Any) -> str:
+    """The market's ``kind``; a market section without one is the analytic market."""
+    if isinstance(value, dict):
+        return str(value.get("kind", "analytic"))
+    return str(getattr(value, "kind", "analytic"))
+
+
+MarketConfig = Annotated[
+    Annotated[AnalyticMarketConfig, Tag("analytic")],
+    Discriminator(_market_kind),
+]
+
+
+# ---------------------------------------------------------------------------- policies
+class _PolicyBase(StrictModel):
+    label: str | None = Field(
+        None, description="Name shown in tables and metric keys; default: kind."
+    )
+
+
+class FixedSpreadConfig(_PolicyBase):
+    """Fixed spread with linear inventory skew: bid = h + s q, ask = h - s q."""
+
+    kind: Literal["fixed_spread"] = "fixed_spread"
+    half_spread: float = Field(description="Half spread h (price units).")
+    skew: float = Field(0.0, ge=0, description="Depth shift s per lot of inventory (price units).")
+
+
+class AvellanedaStoikovConfig(_PolicyBase):
+    """Avellaneda-Stoikov 2008 finite-horizon quotes (sigma, k, T from the market)."""
+
+    kind: Literal["avellaneda_stoikov"] = "avellaneda_stoikov"
+    gamma: float = Field(gt=0, description="Risk aversion (1 / price unit).")
+
+
+class AvellanedaStoikovInfiniteConfig(_PolicyBase):
+    """Avellaneda-Stoikov 2008 infinite-horizon variant (section 2.3)."""
+
+    kind: Literal["avellaneda_stoikov_infinite"] = "avellaneda_stoikov_infinite"
+    gamma: float = Field(gt=0, description="Risk aversion (1 / price unit).")
+    omega: float = Field(
+        gt=0, description="Discount rate; must exceed gamma^2 sigma^2 (q_max + 1)^2 / 2."
+    )
+
+
+class SymmetricSpreadConfig(_PolicyBase):
+    """The Avellaneda-Stoikov 2008 'symmetric strategy': the AS spread centred on the mid."""
+
+    kind: Literal["symmetric"] = "symmetric"
+    gamma: float = Field(gt=0, description="Risk aversion of the AS strategy whose spread is used.")
+
+
+class GLFTConfig(_PolicyBase):
+    """Gueant-Lehalle-Fernandez-Tapia 2013 exact quotes (sigma, A, k, T, q_max from the market)."""
+
+    kind: Literal["glft"] = "glft"
+    gamma: float = Field(gt=0, description="Risk aversion (1 / price unit).")
+    asymptotic: bool = Field(False, description="Use the closed-form asymptotic quotes instead.")
+
+
+class CarteaJaimungalConfig(_PolicyBase):
+    """Cartea-Jaimungal running-penalty optimum (A, k, T, q_max from the market)."""
+
+    kind: Literal["cartea_jaimungal"] = "cartea_jaimungal"
+    phi: float | None = Field(None, ge=0, description="Running penalty; None: the market's phi.")
+    alpha: float | None = Field(
+        None, ge=0, description="Terminal penalty; None: the market's alpha."
+    )
+
+
+PolicyConfig = Annotated[
+    FixedSpreadConfig
+    | AvellanedaStoikovConfig
+    | AvellanedaStoikovInfiniteConfig
+    | SymmetricSpreadConfig
+    | GLFTConfig
+    | CarteaJaimungalConfig,
+    Field(discriminator="kind"),
+]
+
+
+# ------------------------------------------------------------------ evaluation, tracking
+class EvaluationConfig(StrictModel):
+    """How policies are evaluated: paths per policy, common random numbers, intervals."""
+
+    n_paths: int = Field(
+        1000, ge=2, description="Episodes per policy (one batched env of this size)."
+    )
+    confidence: float = Field(0.95, gt=0, lt=1, description="Confidence level of the intervals.")
+
+
+class TrackingConfig(StrictModel):
+    """Where runs are recorded (DESIGN.md section 8)."""
+
+    uri: str | None = Field(
+        None,
+        description="MLflow tracking URI; None: $MLFLOW_TRACKING_URI, else the local store.",
+    )
+    experiment: str | None = Field(None, description="MLflow experiment; None: the config's name.")
+
+
+class ExperimentConfig(StrictModel):
+    """One run, fully determined by this object."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", description="Config name (MLflow experiment).")
+    seed: int = Field(0, ge=0, description="Root seed; every random stream is spawned from it.")
+    market: MarketConfig = Field(default_factory=AnalyticMarketConfig)
+    policies: list[PolicyConfig] = Field(min_length=1, description="Strategies to run.")
+    evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
+    tracking: TrackingConfig = Field(default_factory=TrackingConfig)
+
+    @model_validator(mode="after")
+    def _unique_labels(self) -> ExperimentConfig:
+        labels = [policy_label(p) for p in self.policies]
+        dupes = sorted({x for x in labels if labels.count(x) > 1})
+        if dupes:
+            raise ValueError(f"policy labels must be unique; repeated: {dupes} (set 'label')")
+        return self
+
+    @property
+    def experiment_name(self) -> str:
+        return self.tracking.experiment or self.name
+
+
+def policy_label(policy: _PolicyBase) -> str:
+    """The policy's display name: its ``label`` or, by default, its ``kind``."""
+    return policy.label or str(policy.kind)  # type: ignore[attr-defined]

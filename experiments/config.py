@@ -1,0 +1,163 @@
+"""Loading experiment configs: YAML file + ``--set key.path=value`` overrides -> validated model.
+
+The only module that reads YAML (DESIGN.md section 1). Every error names the file and the
+key path, e.g. ``configs/demo.yaml: market.sigma: Input should be greater than or equal to 0``.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from configs.schema import ExperimentConfig
+
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+
+
+class ConfigError(ValueError):
+    """A config that cannot be used; the message names the file and the key path."""
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """Split ``a.b.c=value`` into its key path and its YAML-parsed value."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"--set {text!r}: expected KEY.PATH=VALUE, e.g. market.sigma=1.5")
+    path = [part.strip() for part in key.split(".")]
+    if any(not part for part in path):
+        raise ConfigError(f"--set {text!r}: empty component in key path {key!r}")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"--set {text!r}: value is not valid YAML: {exc}") from exc
+    return path, value
+
+
+def apply_overrides(data: dict[str, Any], overrides: Iterable[str]) -> dict[str, Any]:
+    """Apply dotted-key overrides to a nested dict (in place) and return it.
+
+    List elements are addressed by index (``policies.0.gamma``). Missing mapping keys are
+    created, so that a misspelled key reaches validation and is reported with its path.
+    """
+    for text in overrides:
+        path, value = parse_override(text)
+        node: Any = data
+        for depth, part in enumerate(path):
+            last = depth == len(path) - 1
+            where = ".".join(path[: depth + 1])
+            if isinstance(node, list):
+                if not part.isdigit() or int(part) >= len(node):
+                    raise ConfigError(
+                        f"--set {text!r}: {where}: expected a list index below {len(node)}"
+                    )
+                if last:
+                    node[int(part)] = value
+                else:
+                    node = node[int(part)]
+            elif isinstance(node, dict):
+                if last:
+                    node[part] = value
+                else:
+                    if node.get(part) is None:
+                        node[part] = {}
+                    node = node[part]
+            else:
+                raise ConfigError(
+                    f"--set {text!r}: {'.'.join(path[:depth])} is a value, not a section"
+                )
+    return data
+
+
+def _key_path(loc: Sequence[int | str], data: Any) -> str:
+    """Dotted path of a pydantic error location, without the union tags pydantic inserts.
+
+    A location element that is not a key of the input at that point, and is not the last
+    element (a missing field), is a union tag such as ``glft`` and is left out.
+    """
+    parts: list[str] = []
+    node = data
+    for pos, item in enumerate(loc):
+        last = pos == len(loc) - 1
+        if isinstance(node, Mapping) and item in node:
+            node = node[item]
+        elif isinstance(node, list) and isinstance(item, int) and 0 <= item < len(node):
+            node = node[item]
+        elif isinstance(node, Mapping) and not last:
+            continue
+        else:
+            node = None
+        parts.append(str(item))
+    return ".".join(parts) or "(top level)"
+
+
+def format_validation_error(exc: ValidationError, data: Any, source: str) -> str:
+    lines = [f"{source}: invalid config ({exc.error_count()} error(s)):"]
+    for err in exc.errors():
+        path = _key_path(err["loc"], data)
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key"
+        got = "" if err["type"] in ("missing", "extra_forbidden") else f" (got {err['input']!r})"
+        lines.append(f"  {path}: {msg}{got}")
+    return "\n".join(lines)
+
+
+def validate_config(data: Any, source: str = "<config>") -> ExperimentConfig:
+    """Validate a nested dict as an :class:`ExperimentConfig`; errors name ``source`` and keys."""
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"{source}: expected a mapping at the top level, got {type(data).__name__}"
+        )
+    try:
+        return ExperimentConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, data, source)) from None
+
+
+def load_config(path: str | Path, overrides: Iterable[str] = ()) -> ExperimentConfig:
+    """Read a YAML config, apply ``--set`` overrides, validate. Raises :class:`ConfigError`."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config: {exc.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
+    overrides = list(overrides)
+    apply_overrides(data, overrides)
+    source = str(path) + (f" (with --set {' '.join(overrides)})" if overrides else "")
+    return validate_config(data, source)
+
+
+def to_yaml(model: BaseModel) -> str:
+    """The resolved config as YAML (every default filled in), as saved with each run."""
+    return yaml.safe_dump(model.model_dump(mode="json"), sort_keys=False)
+
+
+def add_config_arguments(parser: argparse.ArgumentParser, default: str | None = None) -> None:
+    """``--config FILE`` and repeatable ``--set KEY.PATH=VALUE``, shared by every command."""
+    parser.add_argument(
+        "--config",
+        default=default,
+        required=default is None,
+        help="experiment YAML" + (f" (default: {default})" if default else ""),
+    )
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY.PATH=VALUE",
+        help="override a config value, e.g. --set market.sigma=1.5 (repeatable)",
+    )
