@@ -45,6 +45,9 @@ from envs.layout import CASH, INVENTORY, MID, TIME_LEFT, DepthActionMap
 class BrownianMidprice:
     """Mid increments ``drift dt + sigma sqrt(dt) Z``; ``Z`` Gaussian or a fair coin +-1.
 
+    :meth:`draw` gives the standard shocks ``Z``; the step kernel applies
+    ``shift + scale * Z`` with the fields below.
+
     :param sigma: volatility (price units per sqrt(time unit)).
     :param drift: drift (price units per time unit).
     :param dt: step length (time units).
@@ -57,14 +60,10 @@ class BrownianMidprice:
         self.binary = increments == "binary"
 
     def draw(self, rng: np.random.Generator, n: int) -> np.ndarray:
-        """``n`` mid increments (price units)."""
+        """``n`` standard shocks: N(0, 1) draws, or 0/1 coin flips mapped to -1/+1 later."""
         if self.binary:
-            z = 2.0 * rng.integers(0, 2, size=n).astype(np.float64) - 1.0
-        else:
-            z = rng.standard_normal(n)
-        z *= self.scale
-        z += self.shift
-        return z
+            return rng.integers(0, 2, size=n).astype(np.float64)
+        return rng.standard_normal(n)
 
 
 class ExponentialFillCurve:
@@ -72,7 +71,7 @@ class ExponentialFillCurve:
 
     The per-step fill probability is computed in the step kernel from these fields:
     ``lambda dt`` clipped to 1 (``clipped``) or ``1 - exp(-lambda dt)`` (``exact``).
-    Fill decisions compare it with uniforms drawn here, two per env per step.
+    Fill decisions compare it with uniforms drawn here, two per market per step.
     """
 
     def __init__(self, A: float, k: float, mode: str) -> None:
@@ -86,36 +85,51 @@ class ExponentialFillCurve:
 
 
 # --------------------------------------------------------------------------------------
-# The step kernel: one pass over the N books, no temporaries.
+# The step kernel: one pass over the N markets. Arguments are packed into a few arrays
+# (named indices below) because a kernel call costs per argument, which dominates N = 1.
+
+# rows of the float64 state array (N markets per row)
+MID_ROW, INV_ROW, CASH_ROW, PEAK_ROW = range(4)
+# entries of the float64 parameter vector
+(P_DEPTH_MIN, P_HALF_WIDTH, P_A, P_K, P_EXACT, P_DT, P_N_STEPS, P_Q_MAX, P_PHI, P_ALPHA,
+ P_MAX_DRAWDOWN, P_T, P_MID_SCALE, P_MID_SHIFT, P_BINARY) = range(15)  # fmt: skip
+# rows of the float64 and bool outputs
+REWARD_ROW, DPNL_ROW, PENALTY_ROW, BID_DEPTH_ROW, ASK_DEPTH_ROW = range(5)
+TERMINATED_ROW, FILL_BID_ROW, FILL_ASK_ROW = range(3)
+OBS_ROWS = (INVENTORY, TIME_LEFT, MID, CASH)
 
 
 @numba.njit(cache=True, nogil=True)
-def _step_kernel(
-    action, dmid, uniforms, mid, inv, cash, peak, step, active,
-    depth_min, half_width, A, k, exact, dt, n_steps, q_max, phi, alpha, max_drawdown, T,
-    reward, terminated, fill_bid, fill_ask, dpnl, penalty, bid_depth, ask_depth,
-    obs_inv, obs_time, obs_mid, obs_cash,
-):  # fmt: skip
-    n = mid.shape[0]
-    for i in range(n):
+def _step_kernel(action, shocks, uniforms, state, step, active, p, out, flags, obs):
+    """Advance each active market by one decision; write outputs and the observation.
+
+    :param action: (N, 2) normalized actions.   :param shocks: (N,) mid shocks.
+    :param uniforms: (N, 2) fill uniforms.       :param state: (4, N) mid, inv, cash, peak.
+    :param step: (N,) int64 decisions taken.     :param active: (N,) bool, markets to step.
+    :param p: parameter vector (P_* indices).    :param out: (5, N) float64 outputs.
+    :param flags: (3, N) bool outputs.           :param obs: (4, N, 1) float32 observation.
+    """
+    depth_min, half_width, A, k = p[P_DEPTH_MIN], p[P_HALF_WIDTH], p[P_A], p[P_K]
+    exact, dt, n_steps, q_max = p[P_EXACT] > 0, p[P_DT], p[P_N_STEPS], p[P_Q_MAX]
+    phi, alpha, max_drawdown, T = p[P_PHI], p[P_ALPHA], p[P_MAX_DRAWDOWN], p[P_T]
+    scale, shift, binary = p[P_MID_SCALE], p[P_MID_SHIFT], p[P_BINARY] > 0
+    for i in range(state.shape[1]):
         if not active[i]:
-            reward[i] = 0.0
-            terminated[i] = False
-            fill_bid[i] = False
-            fill_ask[i] = False
-            dpnl[i] = 0.0
-            penalty[i] = 0.0
-            bid_depth[i] = np.nan
-            ask_depth[i] = np.nan
+            out[REWARD_ROW, i] = 0.0
+            out[DPNL_ROW, i] = 0.0
+            out[PENALTY_ROW, i] = 0.0
+            out[BID_DEPTH_ROW, i] = np.nan
+            out[ASK_DEPTH_ROW, i] = np.nan
+            flags[TERMINATED_ROW, i] = False
+            flags[FILL_BID_ROW, i] = False
+            flags[FILL_ASK_ROW, i] = False
         else:
-            a0 = min(max(action[i, 0], -1.0), 1.0)
-            a1 = min(max(action[i, 1], -1.0), 1.0)
-            db = depth_min + (a0 + 1.0) * half_width
-            da = depth_min + (a1 + 1.0) * half_width
-            s = mid[i]
-            q0 = inv[i]
-            value0 = cash[i] + q0 * s
-            q = q0
+            db = depth_min + (min(max(action[i, 0], -1.0), 1.0) + 1.0) * half_width
+            da = depth_min + (min(max(action[i, 1], -1.0), 1.0) + 1.0) * half_width
+            s = state[MID_ROW, i]
+            q0 = state[INV_ROW, i]
+            c = state[CASH_ROW, i]
+            value0 = c + q0 * s
             lam_b = A * np.exp(-k * db) * dt
             lam_a = A * np.exp(-k * da) * dt
             if exact:
@@ -126,40 +140,41 @@ def _step_kernel(
                 p_a = min(lam_a, 1.0)
             fb = q0 < q_max and uniforms[i, 0] < p_b
             fa = q0 > -q_max and uniforms[i, 1] < p_a
-            c = cash[i]
+            q = q0
             if fb:
-                q += 1
+                q += 1.0
                 c -= s - db
             if fa:
-                q -= 1
+                q -= 1.0
                 c += s + da
-            s_new = s + dmid[i]
+            z = 2.0 * shocks[i] - 1.0 if binary else shocks[i]
+            s_new = s + shift + scale * z
             t = step[i] + 1
             value1 = c + q * s_new
             pen = phi * 0.5 * (q0 * q0 + q * q) * dt
             done = t >= n_steps
             if done:
                 pen += alpha * q * q
-            if value1 > peak[i]:
-                peak[i] = value1
-            if max_drawdown > 0.0 and peak[i] - value1 >= max_drawdown:
+            peak = max(state[PEAK_ROW, i], value1)
+            if max_drawdown > 0.0 and peak - value1 >= max_drawdown:
                 done = True
-            mid[i] = s_new
-            inv[i] = q
-            cash[i] = c
+            state[MID_ROW, i] = s_new
+            state[INV_ROW, i] = q
+            state[CASH_ROW, i] = c
+            state[PEAK_ROW, i] = peak
             step[i] = t
-            dpnl[i] = value1 - value0
-            penalty[i] = pen
-            reward[i] = value1 - value0 - pen
-            terminated[i] = done
-            fill_bid[i] = fb
-            fill_ask[i] = fa
-            bid_depth[i] = db
-            ask_depth[i] = da
-        obs_inv[i, 0] = inv[i]
-        obs_time[i, 0] = T - step[i] * dt
-        obs_mid[i, 0] = mid[i]
-        obs_cash[i, 0] = cash[i]
+            out[REWARD_ROW, i] = value1 - value0 - pen
+            out[DPNL_ROW, i] = value1 - value0
+            out[PENALTY_ROW, i] = pen
+            out[BID_DEPTH_ROW, i] = db
+            out[ASK_DEPTH_ROW, i] = da
+            flags[TERMINATED_ROW, i] = done
+            flags[FILL_BID_ROW, i] = fb
+            flags[FILL_ASK_ROW, i] = fa
+        obs[0, i, 0] = state[INV_ROW, i]
+        obs[1, i, 0] = T - step[i] * dt
+        obs[2, i, 0] = state[MID_ROW, i]
+        obs[3, i, 0] = state[CASH_ROW, i]
 
 
 # --------------------------------------------------------------------------------------
@@ -168,10 +183,10 @@ def _step_kernel(
 class AnalyticMarketCore:
     """State and dynamics of ``N`` independent analytic markets, as arrays of shape ``(N,)``.
 
-    State layout (all float64 unless said; units in brackets):
-        ``mid`` [price], ``inventory`` [lots, float64 holding integers], ``cash`` [currency],
-        ``peak`` [currency, running maximum of the mark-to-market value, for the kill switch],
-        ``step`` [int64, decisions taken in the episode].
+    State layout (rows of one ``(4, N)`` float64 array, exposed as named views; units):
+        ``mid`` [price], ``inventory`` [lots, integers held as float64], ``cash``
+        [currency], ``peak`` [currency, running maximum of the mark-to-market value, for
+        the kill switch]; and ``step_count`` [int64, decisions taken in the episode].
 
     Random streams: :meth:`seed` spawns one generator per component from a
     :class:`numpy.random.SeedSequence` (the mid and the fills never share a stream).
@@ -188,12 +203,21 @@ class AnalyticMarketCore:
         self.action_map = DepthActionMap(config.depth_min, config.depth_max)
         self.midprice = BrownianMidprice(config.sigma, config.drift, config.dt, config.increments)
         self.fills = ExponentialFillCurve(config.A, config.k, config.fill_probability)
-        self.mid = np.full(num_envs, config.s0)
-        self.inventory = np.full(num_envs, float(config.q0))
-        self.cash = np.zeros(num_envs)
-        self.peak = np.zeros(num_envs)
+        self.state = np.zeros((4, num_envs))
+        self.mid, self.inventory, self.cash, self.peak = self.state
         self.step_count = np.zeros(num_envs, np.int64)
         self._all = np.ones(num_envs, np.bool_)
+        params = np.zeros(15)
+        params[P_DEPTH_MIN] = config.depth_min
+        params[P_HALF_WIDTH] = 0.5 * (config.depth_max - config.depth_min)
+        params[P_A], params[P_K], params[P_EXACT] = self.fills.A, self.fills.k, self.fills.exact
+        params[P_DT], params[P_N_STEPS], params[P_Q_MAX] = config.dt, config.n_steps, config.q_max
+        params[P_PHI], params[P_ALPHA], params[P_T] = config.phi, config.alpha, config.T
+        params[P_MAX_DRAWDOWN] = config.max_drawdown or 0.0
+        params[P_MID_SCALE], params[P_MID_SHIFT] = self.midprice.scale, self.midprice.shift
+        params[P_BINARY] = self.midprice.binary
+        self._params = params
+        self.reset_state()
         self.seed(None)
 
     def seed(self, seed: int | np.random.SeedSequence | None) -> None:
@@ -231,40 +255,28 @@ class AnalyticMarketCore:
         :param action: ``(N, 2)`` normalized bid and ask actions in ``[-1, 1]`` (clipped).
         :returns: observation, reward ``(N,)``, terminated ``(N,)``, info arrays ``(N,)``.
         """
-        c = self.config
         n = self.num_envs
         action = np.asarray(action)
         if action.shape != (n, 2):
             raise ValueError(f"action must have shape ({n}, 2), got {action.shape}")
-        dmid = self.midprice.draw(self.mid_rng, n)
+        shocks = self.midprice.draw(self.mid_rng, n)
         uniforms = self.fills.draw(self.fill_rng, n)
-        reward = np.empty(n)
-        terminated = np.empty(n, np.bool_)
-        fill_bid = np.empty(n, np.bool_)
-        fill_ask = np.empty(n, np.bool_)
-        dpnl = np.empty(n)
-        penalty = np.empty(n)
-        bid_depth = np.empty(n)
-        ask_depth = np.empty(n)
-        obs = {key: np.empty((n, 1), np.float32) for key in (INVENTORY, TIME_LEFT, MID, CASH)}
+        out = np.empty((5, n))
+        flags = np.empty((3, n), np.bool_)
+        obs = np.empty((4, n, 1), np.float32)
         _step_kernel(
-            action, dmid, uniforms, self.mid, self.inventory, self.cash, self.peak,
-            self.step_count, self._all if active is None else active,
-            c.depth_min, 0.5 * (c.depth_max - c.depth_min), c.A, c.k,
-            self.fills.exact, c.dt, c.n_steps, c.q_max, c.phi, c.alpha,
-            c.max_drawdown or 0.0, c.T,
-            reward, terminated, fill_bid, fill_ask, dpnl, penalty, bid_depth, ask_depth,
-            obs[INVENTORY], obs[TIME_LEFT], obs[MID], obs[CASH],
+            action, shocks, uniforms, self.state, self.step_count,
+            self._all if active is None else active, self._params, out, flags, obs,
         )  # fmt: skip
         info = {
-            "fill_bid": fill_bid,
-            "fill_ask": fill_ask,
-            "dpnl": dpnl,
-            "inventory_penalty": penalty,
-            "bid_depth": bid_depth,
-            "ask_depth": ask_depth,
+            "fill_bid": flags[FILL_BID_ROW],
+            "fill_ask": flags[FILL_ASK_ROW],
+            "dpnl": out[DPNL_ROW],
+            "inventory_penalty": out[PENALTY_ROW],
+            "bid_depth": out[BID_DEPTH_ROW],
+            "ask_depth": out[ASK_DEPTH_ROW],
         }
-        return obs, reward, terminated, info
+        return dict(zip(OBS_ROWS, obs, strict=True)), out[REWARD_ROW], flags[TERMINATED_ROW], info
 
     def observation_space(self) -> spaces.Dict:
         """The single-market observation space."""
@@ -343,7 +355,7 @@ class AnalyticMarketEnv(gymnasium.Env):
             float(reward[0]),
             bool(terminated[0]),
             False,
-            {key: value[0].item() for key, value in info.items()},
+            {key: value[0] for key, value in info.items()},
         )
 
 
