@@ -28,8 +28,9 @@ class AnalyticMarketConfig(StrictModel):
 
     Mid ``dS = drift dt + sigma dW`` on a grid of ``n_steps`` steps over ``[0, T]``; a
     quote at depth ``delta`` from the mid is filled in a step with probability
-    ``A exp(-k delta) dt`` (``clipped``, Avellaneda-Stoikov 2008 section 3) or
-    ``1 - exp(-A exp(-k delta) dt)`` (``exact`` for Poisson arrivals). Unit orders.
+    ``A exp(-k delta) dt`` clipped to 1 (``clipped``, Avellaneda-Stoikov 2008 section 3; the
+    default) or ``1 - exp(-A exp(-k delta) dt)`` (``exact``: the probability of at least one
+    Poisson arrival). Unit orders, at most one fill per side per step.
     """
 
     kind: Literal["analytic"] = "analytic"
@@ -48,8 +49,11 @@ class AnalyticMarketConfig(StrictModel):
         1.5, gt=0, description="Decay of the fill intensity with depth (1 / price unit)."
     )
     fill_probability: Literal["clipped", "exact"] = Field(
-        "exact",
-        description="Per-step fill probability: lambda dt clipped to 1, or 1 - exp(-lambda dt).",
+        "clipped",
+        description="Per-step fill probability: lambda dt clipped to 1 (keeps the expected number "
+        "of fills per step equal to the model's, so values match the continuous-time ones), or "
+        "1 - exp(-lambda dt) (the probability of at least one arrival; with at most one fill "
+        "per side per step it loses a fraction ~lambda dt / 2 of the fills).",
     )
     q_max: int = Field(
         50,
