@@ -19,11 +19,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import gymnasium  # noqa: E402
-import numpy as np  # noqa: E402
+import gymnasium
+import numpy as np
 
-import envs  # noqa: E402
-from envs.analytic import AnalyticMarketEnv, AnalyticMarketVectorEnv  # noqa: E402
+import envs
+from envs.analytic import AnalyticMarketEnv, AnalyticMarketVectorEnv
 
 SIZES = (1, 64, 1000, 65536)
 
