@@ -33,22 +33,25 @@ def pnl_distributions(batches: Mapping[str, EpisodeBatch]) -> plt.Figure:
     return fig
 
 
-def inventory_paths(batches: Mapping[str, EpisodeBatch], horizon: float) -> plt.Figure:
-    """Mean inventory and its 5-95% band over the episode, one line per policy."""
-    fig, ax = plt.subplots(figsize=(9, 4.5))
-    palette = sns.color_palette("tab10", len(batches))
-    for color, (label, b) in zip(palette, batches.items(), strict=True):
+def inventory_dispersion(batches: Mapping[str, EpisodeBatch], horizon: float) -> plt.Figure:
+    """Standard deviation of the inventory across paths over the episode, one line per policy.
+
+    Every policy starts flat and inventories spread as fills arrive; how far they spread is
+    the inventory risk each policy takes.
+    """
+    frames = []
+    for label, b in batches.items():
         inv = b.paths.get("inventory")
         if inv is None:
             continue
         t = np.linspace(0.0, horizon, inv.shape[1])
-        lo, hi = np.percentile(inv, [5, 95], axis=0)
-        ax.plot(t, inv.mean(0), color=color, label=label)
-        ax.fill_between(t, lo, hi, color=color, alpha=0.12)
-    ax.set_xlabel("time")
-    ax.set_ylabel("inventory (lots)")
-    ax.set_title("Inventory: mean and 5-95% band")
-    ax.legend(fontsize=8, ncol=2)
+        frames.append(pd.DataFrame({"time": t, "std": inv.std(axis=0), "policy": label}))
+    fig, ax = plt.subplots(figsize=(10, 4.5))
+    if frames:
+        sns.lineplot(pd.concat(frames), x="time", y="std", hue="policy", ax=ax)
+        sns.move_legend(ax, "upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    ax.set_ylabel("std of inventory across paths (lots)")
+    ax.set_title("Inventory risk over the episode")
     fig.tight_layout()
     return fig
 
@@ -68,9 +71,10 @@ def quotes_against_inventory(
             rows.append(
                 pd.DataFrame({"inventory": q, "depth": depth, "side": side, "policy": label})
             )
-    fig, ax = plt.subplots(figsize=(9, 5))
+    fig, ax = plt.subplots(figsize=(10, 5))
     if rows:
         sns.lineplot(pd.concat(rows), x="inventory", y="depth", hue="policy", style="side", ax=ax)
+        sns.move_legend(ax, "upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     ax.set_title(f"Quoted depth against inventory (time left {time_left:g})")
     ax.set_ylabel("depth from mid (price units)")
     fig.tight_layout()

@@ -17,7 +17,9 @@ INTERVAL_COLUMNS = {
 }
 
 
-def summarize(batch: EpisodeBatch, confidence: float) -> dict[str, float | MeanCI]:
+def summarize(
+    batch: EpisodeBatch, confidence: float, reference: EpisodeBatch | None = None
+) -> dict[str, float | MeanCI]:
     """Summary figures of one policy's episodes.
 
     ``reward`` and ``pnl`` come with Student-t intervals; ``pnl_std`` is the standard
@@ -25,9 +27,18 @@ def summarize(batch: EpisodeBatch, confidence: float) -> dict[str, float | MeanC
     annualized); ``final_q_mean`` / ``final_q_std`` / ``abs_final_q`` describe the
     inventory left at the end; ``fills`` is the mean number of fills per episode and
     ``spread`` the mean quoted spread (bid depth + ask depth, price units).
+
+    With a ``reference`` batch run on the same seeds (common random numbers),
+    ``reward_vs_reference`` is the paired difference ``reward - reference.reward`` with its
+    interval: far narrower than the difference of two unpaired intervals.
     """
     pnl_std = float(batch.pnl.std(ddof=1))
-    return {
+    paired: dict[str, float | MeanCI] = {}
+    if reference is not None:
+        if reference.reward.shape != batch.reward.shape:
+            raise ValueError("a paired comparison needs batches of the same episodes")
+        paired["reward_vs_reference"] = mean_ci(batch.reward - reference.reward, confidence)
+    return paired | {
         "reward": mean_ci(batch.reward, confidence),
         "pnl": mean_ci(batch.pnl, confidence),
         "pnl_std": pnl_std,

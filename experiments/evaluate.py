@@ -58,19 +58,26 @@ def results_table(summaries: dict[str, dict], cfg: ExperimentConfig) -> Table:
         title=f"{cfg.name}: {cfg.evaluation.n_paths} paths per policy, seed {cfg.seed} "
         f"(± = {conf} CI half-width)"
     )
-    for col in ("policy", "reward", "PnL", "std PnL", "PnL/std", "final q", "|q_T|",
-                "fills", "spread"):  # fmt: skip
-        table.add_column(col, justify="left" if col == "policy" else "right")
+    reference = next(iter(summaries))
+    table.caption = (
+        f"Δ reward: paired difference with {reference} on the same paths. PnL/std per episode, "
+        "not annualized. q_T: inventory at the end. spread: mean quoted bid + ask depth."
+    )
+    table.add_column("policy", no_wrap=True)
+    for col in ("reward", "Δ reward", "PnL", "std PnL", "PnL/std", "std q_T", "|q_T|", "fills",
+                "spread"):  # fmt: skip
+        table.add_column(col, justify="right", no_wrap=True)
     for label, s in summaries.items():
-        reward, pnl = s["reward"], s["pnl"]
+        reward, pnl, diff = s["reward"], s["pnl"], s.get("reward_vs_reference")
         assert isinstance(reward, MeanCI) and isinstance(pnl, MeanCI)
         table.add_row(
             label,
             f"{reward.mean:.2f} ± {reward.half_width:.2f}",
+            f"{diff.mean:+.2f} ± {diff.half_width:.2f}" if isinstance(diff, MeanCI) else "",
             f"{pnl.mean:.2f} ± {pnl.half_width:.2f}",
             f"{s['pnl_std']:.2f}",
             f"{s['pnl_sharpe']:.2f}",
-            f"{s['final_q_mean']:+.2f} ± {s['final_q_std']:.2f}",
+            f"{s['final_q_std']:.2f}",
             f"{s['abs_final_q']:.2f}",
             f"{s['fills']:.1f}",
             f"{s['spread']:.3f}",
@@ -83,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     add_config_arguments(parser, default=DEFAULT_CONFIG)
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     args = parser.parse_args(argv)
-    console = Console(width=None if sys.stdout.isatty() else 120)
+    console = Console(width=None if sys.stdout.isatty() else 150)
 
     try:
         cfg = load_config(args.config, args.overrides)
@@ -112,7 +119,12 @@ def main(argv: list[str] | None = None) -> int:
         batches = run_policies(cfg, policies, progress=not args.no_progress)
         elapsed = time.perf_counter() - start
 
-        summaries = {label: summarize(b, cfg.evaluation.confidence) for label, b in batches.items()}
+        # Paired differences against the first policy of the config (same seeds, same paths).
+        reference = next(iter(batches.values()))
+        summaries = {
+            label: summarize(b, cfg.evaluation.confidence, None if b is reference else reference)
+            for label, b in batches.items()
+        }
         for label, summary in summaries.items():
             run.log_metrics(flat_metrics(label, summary))
         run.log_metrics({"eval/seconds": elapsed})
@@ -125,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
         m = cfg.market
         for name, fig in (
             ("pnl_distributions.png", figures.pnl_distributions(batches)),
-            ("inventory_paths.png", figures.inventory_paths(batches, m.T)),
+            ("inventory_risk.png", figures.inventory_dispersion(batches, m.T)),
             ("quotes_vs_inventory.png",
              figures.quotes_against_inventory(policies, m.T / 2, min(m.q_max, 10))),
         ):  # fmt: skip
