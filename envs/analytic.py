@@ -26,7 +26,7 @@ whose expectation under the Cartea-Jaimungal optimum is ``h(0, q_0)``.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any
 
 import gymnasium
 import numba
@@ -316,7 +316,7 @@ class AnalyticMarketEnv(gymnasium.Env):
     Keyword parameters of :class:`configs.schema.AnalyticMarketConfig`, or ``config=``.
     """
 
-    metadata: ClassVar[dict[str, Any]] = {"render_modes": []}
+    metadata = {"render_modes": []}  # noqa: RUF012 - gymnasium's own convention
 
     def __init__(self, config: AnalyticMarketConfig | None = None, **params: Any) -> None:
         if config is not None and params:
@@ -422,9 +422,10 @@ class AnalyticMarketVectorEnv(gymnasium.vector.VectorEnv):
         if self.autoreset_mode is AutoresetMode.NEXT_STEP and self._needs_reset.any():
             restart = self._needs_reset.copy()
             self.core.reset_state(restart)
-            obs, reward, terminated, info = self.core.step(actions, active=~restart)
+            obs, reward, terminated, core_info = self.core.step(actions, active=~restart)
         else:
-            obs, reward, terminated, info = self.core.step(actions)
+            obs, reward, terminated, core_info = self.core.step(actions)
+        info: dict[str, Any] = dict(core_info)
         truncated = np.zeros(self.num_envs, np.bool_)
         if self.autoreset_mode is AutoresetMode.SAME_STEP and terminated.any():
             info["final_obs"] = obs

@@ -9,7 +9,7 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
-from configs.schema import ExperimentConfig
+from configs.schema import ExperimentConfig, GLFTConfig
 from experiments.config import (
     CONFIG_DIR,
     ConfigError,
@@ -85,6 +85,7 @@ def test_yaml_syntax_error_names_the_file_and_line(tmp_path):
 def test_overrides_change_values_and_are_validated(tmp_path):
     path = write(tmp_path, MINIMAL)
     cfg = load_config(path, ["market.sigma=0.5", "policies.0.gamma=2", "seed=9"])
+    assert isinstance(cfg.policies[0], GLFTConfig)
     assert cfg.market.sigma == 0.5 and cfg.policies[0].gamma == 2.0 and cfg.seed == 9
     with pytest.raises(
         ConfigError, match=r"(?s)with --set market\.sigmx=1.*\n  market\.sigmx: unknown key"

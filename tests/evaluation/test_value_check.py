@@ -11,6 +11,8 @@ mean reward misses h(0, 0) by about 1.7%: the second test shows that the check c
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 
@@ -20,7 +22,7 @@ from envs.analytic import AnalyticMarketVectorEnv
 from evaluation.rollout import rollout
 
 # The setting of configs/cj_sac.yaml (issue "The learning half"), on a fine time grid.
-CJ = dict(A=10.0, k=1.0, sigma=0.1, phi=0.5, alpha=0.001, T=1.0, q_max=25)
+CJ: dict[str, Any] = dict(A=10.0, k=1.0, sigma=0.1, phi=0.5, alpha=0.001, T=1.0, q_max=25)
 
 
 def market(n_steps: int, fill_probability: str = "clipped") -> AnalyticMarketConfig:

@@ -19,6 +19,7 @@ def test_evaluate_logs_metrics_config_and_figures(tmp_path, capsys):
     assert "cartea_jaimungal" in out and "mlflow ui" in out
     client = MlflowClient(tracking_uri=uri)
     exp = client.get_experiment_by_name("smoke")
+    assert exp is not None
     (run,) = client.search_runs([exp.experiment_id])
     assert run.info.status == "FINISHED"
     assert run.data.params["market.n_steps"] == "50"
