@@ -21,6 +21,7 @@ import json
 
 import numpy as np
 import pytest
+from mlflow import MlflowClient
 
 from experiments.reproduce import AS2008_PUBLISHED, COLUMNS, main, reproduce_as2008
 
@@ -62,10 +63,31 @@ def test_the_inventory_strategy_trades_profit_for_lower_risk(rows):
 
 def test_command_line_writes_the_json_rows(tmp_path, capsys):
     out = tmp_path / "as2008.json"
-    assert main(["as2008", "--paths", "50", "--seed", "3", "--json", str(out)]) == 0
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    argv = ["as2008", "--paths", "50", "--seed", "3", "--json", str(out)]
+    assert main([*argv, "--set", f"tracking.uri={uri}"]) == 0
     data = json.loads(out.read_text())
     assert len(data["rows"]) == 6
     assert {r["strategy"] for r in data["rows"]} == {"inventory", "symmetric"}
     assert {r["gamma"] for r in data["rows"]} == {0.1, 0.01, 1.0}
     assert all(set(COLUMNS) <= set(r) for r in data["rows"])
     assert "journal" in capsys.readouterr().out
+    client = MlflowClient(tracking_uri=uri)
+    exp = client.get_experiment_by_name("as2008")
+    assert exp is not None
+    (run,) = client.search_runs([exp.experiment_id])
+    assert run.data.params["paths"] == "50" and run.data.params["seed"] == "3"
+    row = next(r for r in data["rows"] if r["gamma"] == 0.1 and r["strategy"] == "inventory")
+    assert run.data.metrics["eval/inventory_gamma_0.1/profit"] == row["profit"]
+
+
+def test_market_overrides_reach_the_simulation(tmp_path):
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    out_default, out_exact = tmp_path / "a.json", tmp_path / "b.json"
+    base = ["as2008", "--paths", "200", "--set", f"tracking.uri={uri}"]
+    assert main([*base, "--json", str(out_default)]) == 0
+    assert main([*base, "--json", str(out_exact), "--set", "market.fill_probability=exact"]) == 0
+    a = json.loads(out_default.read_text())["rows"]
+    b = json.loads(out_exact.read_text())["rows"]
+    # Fewer fills with 1 - exp(-lambda dt): lower mean profit on the same seeds.
+    assert all(y["profit"] < x["profit"] for x, y in zip(a, b, strict=True))
