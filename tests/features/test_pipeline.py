@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import warnings
 
 import numpy as np
@@ -54,7 +55,7 @@ def test_running_statistics_equal_the_statistics_of_all_data(data, cut):
     t = np.linspace(0.1, 2.0, q.size)
     pipe = FeaturePipeline(["inventory", "time_left"], SCALES, normalize=True)
     bounds = np.linspace(0, q.size, cut + 2).astype(int)
-    for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
+    for lo, hi in itertools.pairwise(bounds):
         if hi > lo:
             pipe.update(obs_batch(q[lo:hi], t[lo:hi]))
     raw = pipe.numpy(obs_batch(q, t), raw=True).astype(np.float64)
