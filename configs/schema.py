@@ -172,6 +172,64 @@ PolicyConfig = Annotated[
 ]
 
 
+# ------------------------------------------------------------------ features, agent, training
+class FeaturesConfig(StrictModel):
+    """The state the agent sees (features/pipeline.py)."""
+
+    names: list[str] = Field(
+        default_factory=lambda: ["inventory", "time_left", "inventory_time"],
+        min_length=1,
+        description="Feature names, in order (see features.FEATURES).",
+    )
+    normalize: bool = Field(False, description="Standardize features by running statistics.")
+
+
+class SACConfig(StrictModel):
+    """Soft Actor-Critic hyperparameters (Haarnoja et al. 2018, arXiv:1812.05905)."""
+
+    hidden: list[int] = Field(
+        default_factory=lambda: [64, 64], min_length=1, description="MLP hidden sizes."
+    )
+    gamma: float = Field(
+        1.0,
+        gt=0,
+        le=1,
+        description="Discount. 1 suits a finite horizon with time in the state: the objective "
+        "is the undiscounted episode reward.",
+    )
+    tau: float = Field(0.005, gt=0, le=1, description="Polyak rate of the target critics.")
+    actor_lr: float = Field(3e-4, gt=0, description="Actor learning rate (Adam).")
+    critic_lr: float = Field(3e-4, gt=0, description="Critic learning rate (Adam).")
+    alpha_lr: float = Field(3e-4, gt=0, description="Entropy temperature learning rate (Adam).")
+    initial_alpha: float = Field(0.1, gt=0, description="Initial entropy temperature.")
+    target_entropy: float | None = Field(
+        None, description="Entropy target; None: -action_dim (Haarnoja et al. 2018)."
+    )
+    batch_size: int = Field(256, ge=1, description="Transitions per update.")
+    reward_scale: float = Field(1.0, gt=0, description="Rewards are multiplied by this.")
+    jit_compile: bool = Field(True, description="Compile the update with XLA.")
+
+
+class TrainingConfig(StrictModel):
+    """The training loop's budget and schedule (counts are environment transitions)."""
+
+    num_envs: int = Field(16, ge=1, description="Markets stepped together (one batched env).")
+    total_steps: int = Field(200_000, ge=1, description="Transitions to collect in all.")
+    warmup_steps: int = Field(10_000, ge=0, description="Transitions with uniform random actions.")
+    updates_per_step: int = Field(
+        1, ge=1, description="Gradient updates per batched environment step."
+    )
+    replay_capacity: int = Field(1_000_000, ge=1, description="Replay buffer size (transitions).")
+    eval_every: int = Field(50_000, ge=1, description="Transitions between evaluations.")
+    eval_paths: int = Field(1000, ge=2, description="Episodes per periodic evaluation.")
+    checkpoint_every: int = Field(
+        25_000, ge=1, description="Transitions between checkpoints (also logged to MLflow)."
+    )
+    max_minutes: float | None = Field(
+        None, gt=0, description="Stop (with a checkpoint) after this wall-clock time."
+    )
+
+
 # ------------------------------------------------------------------ evaluation, tracking
 class EvaluationConfig(StrictModel):
     """How policies are evaluated: paths per policy, common random numbers, intervals."""
@@ -198,7 +256,12 @@ class ExperimentConfig(StrictModel):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", description="Config name (MLflow experiment).")
     seed: int = Field(0, ge=0, description="Root seed; every random stream is spawned from it.")
     market: MarketConfig = Field(default_factory=AnalyticMarketConfig)
-    policies: list[PolicyConfig] = Field(min_length=1, description="Strategies to run.")
+    policies: list[PolicyConfig] = Field(
+        default_factory=list, description="Baseline strategies to run (and compare with)."
+    )
+    features: FeaturesConfig = Field(default_factory=FeaturesConfig)
+    agent: SACConfig = Field(default_factory=SACConfig)
+    training: TrainingConfig = Field(default_factory=TrainingConfig)
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
 

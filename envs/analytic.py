@@ -227,6 +227,26 @@ class AnalyticMarketCore:
         self.mid_rng = np.random.Generator(np.random.PCG64(mid_ss))
         self.fill_rng = np.random.Generator(np.random.PCG64(fill_ss))
 
+    def state_dict(self) -> dict[str, Any]:
+        """Everything that determines the future: state arrays and generator states."""
+        return {
+            "state": self.state.copy(),
+            "step_count": self.step_count.copy(),
+            "mid_rng": self.mid_rng.bit_generator.state,
+            "fill_rng": self.fill_rng.bit_generator.state,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict` (same ``num_envs`` and config)."""
+        if state["state"].shape != self.state.shape:
+            raise ValueError(
+                f"state of {state['state'].shape[1]} markets cannot load into {self.num_envs}"
+            )
+        self.state[...] = state["state"]
+        self.step_count[...] = state["step_count"]
+        self.mid_rng.bit_generator.state = state["mid_rng"]
+        self.fill_rng.bit_generator.state = state["fill_rng"]
+
     def reset_state(self, mask: np.ndarray | None = None) -> None:
         """Put the markets selected by ``mask`` (all when None) back at their initial state."""
         c = self.config
@@ -434,6 +454,20 @@ class AnalyticMarketVectorEnv(gymnasium.vector.VectorEnv):
             obs = self.core.observe()
         self._needs_reset = terminated.copy()
         return obs, reward, terminated, truncated, info
+
+    def state_dict(self) -> dict[str, Any]:
+        """The markets' state, generator states and pending autoresets (for checkpoints)."""
+        return {"core": self.core.state_dict(), "needs_reset": self._needs_reset.copy()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict`; stepping then continues exactly as it would have."""
+        self.core.load_state_dict(state["core"])
+        self._needs_reset = np.asarray(state["needs_reset"], np.bool_).copy()
+        self._seeded = True
+
+    def observe(self) -> dict[str, np.ndarray]:
+        """The current batched observation (e.g. after :meth:`load_state_dict`)."""
+        return self.core.observe()
 
 
 def _mode_value(mode: str | AutoresetMode) -> str:
