@@ -1,6 +1,8 @@
 """Market simulators (DESIGN.md section 4), registered with Gymnasium on import.
 
 - ``mmrl/AnalyticMarket-v0``: the Avellaneda-Stoikov market (:mod:`envs.analytic`).
+- ``mmrl/LOBMarket-v0``: the event-driven Cont-Stoikov-Talreja order book with queue
+  position, latency and fees (:mod:`envs.lob`).
 
 ``gymnasium.make("mmrl/AnalyticMarket-v0", **params)`` gives one market;
 ``gymnasium.make_vec("mmrl/AnalyticMarket-v0", num_envs=N,
@@ -10,6 +12,7 @@ vectorization_mode="vector_entry_point", **params)`` the natively batched one.
 from gymnasium.envs.registration import register, registry
 
 ANALYTIC_MARKET_ID = "mmrl/AnalyticMarket-v0"
+LOB_MARKET_ID = "mmrl/LOBMarket-v0"
 
 if ANALYTIC_MARKET_ID not in registry:
     register(
@@ -18,4 +21,11 @@ if ANALYTIC_MARKET_ID not in registry:
         vector_entry_point="envs.analytic:AnalyticMarketVectorEnv",
     )
 
-__all__ = ["ANALYTIC_MARKET_ID"]
+if LOB_MARKET_ID not in registry:
+    register(
+        id=LOB_MARKET_ID,
+        entry_point="envs.lob.env:LOBMarketEnv",
+        vector_entry_point="envs.lob.env:LOBMarketVectorEnv",
+    )
+
+__all__ = ["ANALYTIC_MARKET_ID", "LOB_MARKET_ID"]

@@ -1,0 +1,208 @@
+"""The order-book market's gymnasium faces: one market, and N markets in one kernel.
+
+The model is in :mod:`envs.lob.book` (Cont-Stoikov-Talreja 2010 order flow, the agent's FIFO
+queue position) and :mod:`envs.lob.core` (quotes, latency, fees, limits, accounting).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium
+import numpy as np
+from gymnasium import spaces
+from gymnasium.vector.utils import batch_space
+from gymnasium.vector.vector_env import AutoresetMode
+
+from envs.analytic import _mode_value
+from envs.layout import CASH, INVENTORY, MID, TIME_LEFT, DepthActionMap
+from envs.lob.book import (
+    FILL_AHEAD0,
+    FILL_FEE,
+    FILL_PRICE,
+    FILL_SIDE,
+    FILL_SIZE,
+    FILL_TAKER,
+    FILL_TIME,
+    FILL_WAITED,
+)
+from envs.lob.config import LOBMarketConfig
+from envs.lob.core import BOOK, ORDERS, LOBMarketCore
+
+FILL_FIELDS = {
+    "time": FILL_TIME,
+    "price": FILL_PRICE,
+    "size": FILL_SIZE,
+    "side": FILL_SIDE,
+    "taker": FILL_TAKER,
+    "fee": FILL_FEE,
+    "queue_ahead_at_entry": FILL_AHEAD0,
+    "waited": FILL_WAITED,
+}
+"""Columns of ``info["fills"]`` in the vector env (last axis), by name."""
+
+
+def observation_space(config: LOBMarketConfig) -> spaces.Dict:
+    """The single-market observation space (float32)."""
+    L = config.market.n_levels
+    inf = np.float32(np.inf)
+    return spaces.Dict(
+        {
+            INVENTORY: spaces.Box(-config.q_max, config.q_max, (1,), np.float32),
+            TIME_LEFT: spaces.Box(0.0, config.T, (1,), np.float32),
+            MID: spaces.Box(-inf, inf, (1,), np.float32),
+            CASH: spaces.Box(-inf, inf, (1,), np.float32),
+            BOOK: spaces.Box(0.0, inf, (L, 2, 2), np.float32),
+            ORDERS: spaces.Box(0.0, inf, (2, 3), np.float32),
+        }
+    )
+
+
+def _fills_as_records(fills: np.ndarray, n: int) -> list[dict[str, float]]:
+    return [{name: float(row[col]) for name, col in FILL_FIELDS.items()} for row in fills[:n]]
+
+
+class LOBMarketEnv(gymnasium.Env):
+    """Market making in the event-driven Cont-Stoikov-Talreja (2010) order book (one market).
+
+    ## Action Space
+    ``Box(-1, 1, (2,), float32)``: bid and ask depths in ticks from the mid, mapped affinely
+    onto ``[depth_min, depth_max]`` (``self.action_map``); prices are rounded away from the mid
+    to the tick grid; a depth below the half spread crosses and trades as a taker.
+
+    ## Observation Space
+    ``Dict`` of float32 boxes: ``inventory`` (lots), ``time_left`` (time units), ``mid``
+    (ticks, the others' best quotes), ``cash`` (currency), ``book`` ``(L, 2, 2)``: level ``k``
+    from each best, side (0 bid, 1 ask), (price in ticks, lots incl. the agent's), and
+    ``orders`` ``(2, 3)``: the agent's bid and ask (price, remaining lots, lots ahead in the
+    queue; zeros when none). Book and mid are ``feed_latency`` old, the agent's own state
+    ``response_latency`` old.
+
+    ## Rewards
+    ``dPnL - phi (q_t^2 + q_{t+1}^2)/2 dt - [end] alpha q_T^2``, marked at the mid; ``dPnL``
+    includes the fees. ``info``: ``dpnl``, ``inventory_penalty``, ``fees``, the quoted prices,
+    ``fills`` (price, size, side +1 buy / -1 sell, taker flag, fee, queue ahead at entry, time
+    waited, time), ``unliquidated``.
+
+    ## Episode End
+    ``terminated`` after ``n_steps`` decisions (the inventory is then liquidated against the
+    book unless ``terminal = mark``) or when the kill switch fires. Never truncated.
+
+    ## Arguments
+    Keyword parameters of :class:`envs.lob.config.LOBMarketConfig`, or ``config=``.
+    """
+
+    metadata = {"render_modes": []}  # noqa: RUF012 - gymnasium's own convention
+
+    def __init__(self, config: LOBMarketConfig | None = None, **params: Any) -> None:
+        if config is not None and params:
+            raise ValueError("pass either config= or keyword parameters, not both")
+        self.config = config or LOBMarketConfig(**params)
+        self.core = LOBMarketCore(self.config, 1)
+        self.action_map = DepthActionMap(self.config.depth_min, self.config.depth_max)
+        self.action_space = spaces.Box(-1.0, 1.0, (2,), np.float32)
+        self.observation_space = observation_space(self.config)
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        super().reset(seed=seed)
+        if seed is not None:
+            self.core.seed(seed)
+        elif not getattr(self, "_seeded", False):
+            self.core.seed(int(self.np_random.integers(2**63)))
+        self._seeded = True
+        self.core.reset_state()
+        self._done = False
+        return _unbatch(self.core.observe()), {}
+
+    def step(
+        self, action: np.ndarray
+    ) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
+        if getattr(self, "_done", True):
+            raise gymnasium.error.ResetNeeded(
+                "step() called before reset() or after the episode ended; call reset() first"
+            )
+        obs, reward, terminated, info = self.core.step(np.reshape(action, (1, 2)))
+        self._done = bool(terminated[0])
+        out: dict[str, Any] = {k: v[0] for k, v in info.items() if k != "fills"}
+        out["fills"] = _fills_as_records(info["fills"][0], int(info["n_fills"][0]))
+        return _unbatch(obs), float(reward[0]), bool(terminated[0]), False, out
+
+
+def _unbatch(obs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    return {key: value[0] for key, value in obs.items()}
+
+
+class LOBMarketVectorEnv(gymnasium.vector.VectorEnv):
+    """``num_envs`` order-book markets stepped together in one kernel call.
+
+    The same model, spaces and rewards as :class:`LOBMarketEnv`, with a leading batch axis;
+    ``info["fills"]`` is ``(N, F, 8)`` (columns :data:`FILL_FIELDS`) with ``info["n_fills"]``
+    valid rows per market. Autoreset: ``next_step`` (default) or ``same_step`` (the last
+    observation in ``info["final_obs"]`` where ``info["_final_obs"]``), as the analytic market.
+
+    :param num_envs: number of markets.
+    :param autoreset_mode: ``"next_step"`` or ``"same_step"`` (or an ``AutoresetMode``).
+    :param parallel: step the markets on all numba threads; identical results, other speed.
+    """
+
+    def __init__(
+        self,
+        num_envs: int = 1,
+        autoreset_mode: str | AutoresetMode = AutoresetMode.NEXT_STEP,
+        config: LOBMarketConfig | None = None,
+        parallel: bool = False,
+        **params: Any,
+    ) -> None:
+        if config is not None and params:
+            raise ValueError("pass either config= or keyword parameters, not both")
+        mode = AutoresetMode(_mode_value(autoreset_mode))
+        if mode is AutoresetMode.DISABLED:
+            raise ValueError(
+                "autoreset_mode 'disabled' is not supported; use next_step or same_step"
+            )
+        self.config = config or LOBMarketConfig(**params)
+        self.core = LOBMarketCore(self.config, num_envs, parallel=parallel)
+        self.action_map = DepthActionMap(self.config.depth_min, self.config.depth_max)
+        self.num_envs = num_envs
+        self.metadata = {"render_modes": [], "autoreset_mode": mode}
+        self.autoreset_mode = mode
+        self.single_action_space = spaces.Box(-1.0, 1.0, (2,), np.float32)
+        self.single_observation_space = observation_space(self.config)
+        self.action_space = batch_space(self.single_action_space, num_envs)
+        self.observation_space = batch_space(self.single_observation_space, num_envs)
+        self._needs_reset = np.zeros(num_envs, np.bool_)
+        self._seeded = False
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        super().reset(seed=seed)
+        if seed is not None:
+            self.core.seed(seed)
+        elif not self._seeded:
+            self.core.seed(int(self.np_random.integers(2**63)))
+        self._seeded = True
+        self.core.reset_state()
+        self._needs_reset[:] = False
+        return self.core.observe(), {}
+
+    def step(
+        self, actions: np.ndarray
+    ) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+        if self.autoreset_mode is AutoresetMode.NEXT_STEP and self._needs_reset.any():
+            restart = self._needs_reset.copy()
+            self.core.reset_state(restart)
+            obs, reward, terminated, core_info = self.core.step(actions, active=~restart)
+        else:
+            obs, reward, terminated, core_info = self.core.step(actions)
+        info: dict[str, Any] = dict(core_info)
+        truncated = np.zeros(self.num_envs, np.bool_)
+        if self.autoreset_mode is AutoresetMode.SAME_STEP and terminated.any():
+            info["final_obs"] = obs
+            info["_final_obs"] = terminated.copy()
+            self.core.reset_state(terminated)
+            obs = self.core.observe()
+        self._needs_reset = terminated.copy()
+        return obs, reward, terminated, truncated, info
