@@ -17,7 +17,7 @@ $(STAMP): requirements.txt
 
 ## demo: install, then run the main job on the built-in default config
 demo: $(STAMP)
-	$(PY) -m experiments.evaluate --config configs/demo.yaml
+	$(PY) -m experiments.demo
 
 ## test: the test suite (slow tests excluded; `make test-all` includes them)
 test: $(STAMP)

@@ -286,10 +286,16 @@ class FeaturesConfig(StrictModel):
 
 
 class SACConfig(StrictModel):
-    """Soft Actor-Critic hyperparameters (Haarnoja et al. 2018, arXiv:1812.05905)."""
+    """Soft Actor-Critic hyperparameters (Haarnoja et al. 2018, arXiv:1812.05905).
 
-    hidden: list[int] = Field(
-        default_factory=lambda: [64, 64], min_length=1, description="MLP hidden sizes."
+    Fixed at the learner's construction (nothing retraces). Defaults follow
+    Stable-Baselines3 and CleanRL except where this platform's problems differ: small
+    networks (a 3-feature state needs no 256x256 MLP) and no discount (finite horizon
+    with time in the state).
+    """
+
+    hidden_sizes: tuple[int, ...] = Field(
+        (64, 64), min_length=1, description="Hidden layer widths of the actor and each critic."
     )
     gamma: float = Field(
         1.0,
@@ -303,12 +309,32 @@ class SACConfig(StrictModel):
     critic_lr: float = Field(3e-4, gt=0, description="Critic learning rate (Adam).")
     alpha_lr: float = Field(3e-4, gt=0, description="Entropy temperature learning rate (Adam).")
     initial_alpha: float = Field(0.1, gt=0, description="Initial entropy temperature.")
+    learn_alpha: bool = Field(
+        True, description="Tune the temperature automatically; False keeps initial_alpha."
+    )
     target_entropy: float | None = Field(
         None, description="Entropy target; None: -action_dim (Haarnoja et al. 2018)."
+    )
+    lr_decay: bool = Field(
+        False,
+        description="Decay the three learning rates linearly to zero over the training's "
+        "updates (steadier final policy; the updates count comes from the training budget).",
+    )
+    decay_steps: int | None = Field(
+        None, ge=1, description="Updates over which rates decay; set by the training loop."
     )
     batch_size: int = Field(256, ge=1, description="Transitions per update.")
     reward_scale: float = Field(1.0, gt=0, description="Rewards are multiplied by this.")
     jit_compile: bool = Field(True, description="Compile the update with XLA.")
+    run_eagerly: bool = Field(
+        False, description="Debug switch: run the train step eagerly, without tf.function."
+    )
+
+    @model_validator(mode="after")
+    def _check_modes(self) -> SACConfig:
+        if self.run_eagerly and self.jit_compile:
+            raise ValueError("run_eagerly=True cannot be combined with jit_compile=True")
+        return self
 
 
 class TrainingConfig(StrictModel):
@@ -328,6 +354,11 @@ class TrainingConfig(StrictModel):
     )
     max_minutes: float | None = Field(
         None, gt=0, description="Stop (with a checkpoint) after this wall-clock time."
+    )
+    keep_best: bool = Field(
+        True,
+        description="Export the policy of the best periodic evaluation (on validation seeds, "
+        "apart from the evaluation seeds of reports) instead of the last one.",
     )
     checkpoint_dir: str | None = Field(
         None,

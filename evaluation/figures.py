@@ -13,7 +13,9 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from agents.base import DepthPolicy, Policy
+from agents.base import Policy
+from configs.schema import AnalyticMarketConfig
+from envs.layout import CASH, INVENTORY, MID, TIME_LEFT, DepthActionMap
 from evaluation.rollout import EpisodeBatch
 
 
@@ -57,24 +59,35 @@ def inventory_dispersion(batches: Mapping[str, EpisodeBatch], horizon: float) ->
 
 
 def quotes_against_inventory(
-    policies: Mapping[str, Policy], time_left: float, q_max: int
+    policies: Mapping[str, Policy],
+    action_map: DepthActionMap,
+    market: AnalyticMarketConfig,
+    time_left: float,
+    q_range: int,
 ) -> plt.Figure:
-    """Bid and ask depth against inventory at a given time left, for depth-based policies."""
-    q = np.arange(-q_max, q_max + 1, dtype=np.float64)
+    """Bid and ask depth each policy quotes against inventory, at a given time left.
+
+    Depths come from each policy's actions on synthetic observations (inventory on a grid,
+    mid ``s0``, no cash) mapped through the market's action map: what the market receives,
+    for learned and analytic policies alike.
+    """
+    q = np.arange(-q_range, q_range + 1, dtype=np.float32).reshape(-1, 1)
+    obs = {
+        INVENTORY: q,
+        TIME_LEFT: np.full_like(q, time_left),
+        MID: np.full_like(q, market.s0),
+        CASH: np.zeros_like(q),
+    }
     rows = []
     for label, policy in policies.items():
-        if not isinstance(policy, DepthPolicy):
-            continue
-        bid, ask = policy.depths(np.full(q.shape, time_left), q)
-        for side, depth in (("bid", bid), ("ask", ask)):
-            depth = np.where(np.isfinite(depth), depth, np.nan)
-            rows.append(
-                pd.DataFrame({"inventory": q, "depth": depth, "side": side, "policy": label})
-            )
+        depths = action_map.to_depths(policy.act(obs))
+        for side, column in (("bid", 0), ("ask", 1)):
+            frame = {"inventory": q[:, 0], "depth": depths[:, column], "side": side,
+                     "policy": label}  # fmt: skip
+            rows.append(pd.DataFrame(frame))
     fig, ax = plt.subplots(figsize=(10, 5))
-    if rows:
-        sns.lineplot(pd.concat(rows), x="inventory", y="depth", hue="policy", style="side", ax=ax)
-        sns.move_legend(ax, "upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    sns.lineplot(pd.concat(rows), x="inventory", y="depth", hue="policy", style="side", ax=ax)
+    sns.move_legend(ax, "upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     ax.set_title(f"Quoted depth against inventory (time left {time_left:g})")
     ax.set_ylabel("depth from mid (price units)")
     fig.tight_layout()

@@ -7,6 +7,8 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
+from agents.baselines import CarteaJaimungal
+from configs.schema import AnalyticMarketConfig
 from evaluation.rollout import EpisodeBatch
 from evaluation.stats import MeanCI, mean_ci
 
@@ -48,6 +50,22 @@ def summarize(
         "abs_final_q": float(np.abs(batch.final_inventory).mean()),
         "fills": float(batch.fills.mean()),
         "spread": float(batch.spread.mean()),
+    }
+
+
+def optimal_value(market: AnalyticMarketConfig) -> float:
+    """``h(0, q0)``: the exact optimum of the market's objective (Cartea-Jaimungal value)."""
+    m = market
+    cj = CarteaJaimungal(m.sigma, m.A, m.k, m.phi, m.alpha, m.T, m.q_max)
+    return float(cj.value(0.0, m.q0))
+
+
+def optimality(batch: EpisodeBatch, optimal: float) -> dict[str, float | MeanCI]:
+    """``optimality_ratio`` = mean reward / optimal value, and its standard error."""
+    n = batch.reward.size
+    return {
+        "optimality_ratio": float(batch.reward.mean() / optimal),
+        "optimality_ratio_stderr": float(batch.reward.std(ddof=1) / np.sqrt(n) / abs(optimal)),
     }
 
 

@@ -14,7 +14,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from configs.schema import ExperimentConfig
+from configs.schema import AnalyticMarketConfig, ExperimentConfig
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 
@@ -161,3 +161,22 @@ def add_config_arguments(parser: argparse.ArgumentParser, default: str | None = 
         metavar="KEY.PATH=VALUE",
         help="override a config value, e.g. --set market.sigma=1.5 (repeatable)",
     )
+
+
+def require_analytic_market(cfg: ExperimentConfig, command: str) -> AnalyticMarketConfig:
+    """The config's market, which ``command`` needs to be the analytic one.
+
+    :raises ConfigError: naming ``market.kind`` when it is another market.
+    """
+    if not isinstance(cfg.market, AnalyticMarketConfig):
+        raise ConfigError(
+            f"market.kind: {command} runs the analytic market (kind: analytic); "
+            f"kind {cfg.market.kind!r} is available through gymnasium (envs.LOB_MARKET_ID) "
+            "but not yet through this command"
+        )
+    return cfg.market
+
+
+def market_of(cfg: ExperimentConfig) -> AnalyticMarketConfig:
+    """The analytic market of a config that commands checked at start-up."""
+    return require_analytic_market(cfg, "this command")

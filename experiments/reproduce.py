@@ -29,7 +29,15 @@ from agents.baselines import AvellanedaStoikov, SymmetricSpread
 from configs.schema import AnalyticMarketConfig
 from envs.analytic import AnalyticMarketVectorEnv
 from evaluation.rollout import rollout
-from experiments.config import CONFIG_DIR, ConfigError, add_config_arguments, load_config, to_yaml
+from experiments.config import (
+    CONFIG_DIR,
+    ConfigError,
+    add_config_arguments,
+    load_config,
+    market_of,
+    require_analytic_market,
+    to_yaml,
+)
 from tracking import Tracker, TrackingError
 
 AS2008_CONFIG = CONFIG_DIR / "as2008.yaml"
@@ -67,7 +75,7 @@ def reproduce_as2008(
     has its own seed, spawned from ``seed``. ``market`` defaults to the paper's
     (``configs/as2008.yaml``).
     """
-    market = market or load_config(AS2008_CONFIG).market
+    market = market or market_of(load_config(AS2008_CONFIG))
     env = AnalyticMarketVectorEnv(num_envs=paths, config=market)
     seeds = np.random.SeedSequence(seed).spawn(len(AS2008_GAMMAS))
     rows = []
@@ -122,6 +130,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         cfg = load_config(args.config, [*args.overrides, f"seed={args.seed}"])
+        require_analytic_market(cfg, "experiments.reproduce")
         tracker = Tracker(
             experiment=cfg.experiment_name,
             run_name=f"reproduce-as2008-{args.paths}-paths",
@@ -135,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     with tracker as run:
         run.log_params(cfg.model_dump(mode="json") | {"paths": args.paths})
         run.log_text(to_yaml(cfg), "config/resolved.yaml")
-        rows = reproduce_as2008(args.paths, args.seed, cfg.market)
+        rows = reproduce_as2008(args.paths, args.seed, market_of(cfg))
         console.print(as2008_table(rows, args.paths, args.seed))
         run.log_metrics(
             {

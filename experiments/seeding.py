@@ -12,7 +12,7 @@ import random
 
 import numpy as np
 
-STREAMS = ("evaluation", "training_env", "agent", "replay", "stress")
+STREAMS = ("evaluation", "training_env", "agent", "replay", "stress", "validation")
 
 
 def stream_seed(seed: int, stream: str) -> int:

@@ -141,6 +141,7 @@ class FeaturePipeline(tf.Module):
 
     def standardize(self, x: tf.Tensor) -> tf.Tensor:
         """``(x - mean) / std`` with the running statistics (identity unless ``normalize``)."""
+        x = tf.convert_to_tensor(x, tf.float32)
         if not self.normalize:
             return x
         var = tf.where(self.count > 1.0, self.m2 / tf.maximum(self.count - 1.0, 1.0), 1.0)

@@ -18,6 +18,7 @@ from tracking.store import (
     git_commit,
     git_dirty,
     load_run,
+    metric_history,
     resolve_tracking_uri,
     ui_command,
 )
@@ -37,6 +38,7 @@ __all__ = [
     "git_commit",
     "git_dirty",
     "load_run",
+    "metric_history",
     "resolve_tracking_uri",
     "ui_command",
 ]

@@ -767,3 +767,17 @@ def download_artifacts(
             f"download_artifacts {run_id}:{path} from {_redact(uri)!r}: {exc}"
         ) from exc
     return Path(local)
+
+
+def metric_history(
+    run_id: str, key: str, tracking_uri: str | None = None
+) -> list[tuple[int, float]]:
+    """Every logged value of metric ``key`` of a run, as ``(step, value)`` sorted by step.
+
+    :raises TrackingError: the store is unusable or the run does not exist.
+    """
+    uri = resolve_tracking_uri(tracking_uri)
+    check_tracking_uri(uri)
+    with _store_call(uri, f"metric_history {run_id}:{key}"):
+        history = _client(uri).get_metric_history(run_id, key)
+    return sorted((int(m.step), float(m.value)) for m in history)

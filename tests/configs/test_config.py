@@ -9,7 +9,7 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
-from configs.schema import ExperimentConfig, GLFTConfig
+from configs.schema import AnalyticMarketConfig, ExperimentConfig, GLFTConfig
 from experiments.config import (
     CONFIG_DIR,
     ConfigError,
@@ -86,6 +86,7 @@ def test_overrides_change_values_and_are_validated(tmp_path):
     path = write(tmp_path, MINIMAL)
     cfg = load_config(path, ["market.sigma=0.5", "policies.0.gamma=2", "seed=9"])
     assert isinstance(cfg.policies[0], GLFTConfig)
+    assert isinstance(cfg.market, AnalyticMarketConfig)
     assert cfg.market.sigma == 0.5 and cfg.policies[0].gamma == 2.0 and cfg.seed == 9
     with pytest.raises(
         ConfigError, match=r"(?s)with --set market\.sigmx=1.*\n  market\.sigmx: unknown key"

@@ -501,3 +501,13 @@ def test_run_over_a_real_server(
     ours = download_artifacts(run.run_id, "reports", tmp_path / "b", tracking_uri=mlflow_server)
     assert (ours / "report.txt").read_text() == "over http\n"
     assert load_run(run.run_id, tracking_uri=mlflow_server).metrics == {"train/loss": 0.25}
+
+
+def test_metric_history_returns_every_step_in_order(sqlite_uri: str) -> None:
+    from tracking import metric_history
+
+    with Tracker(experiment="history", tracking_uri=sqlite_uri) as run:
+        for step in (30, 10, 20):
+            run.log_metrics({"train/x": step / 10}, step=step)
+    assert metric_history(run.run_id, "train/x", sqlite_uri) == [(10, 1.0), (20, 2.0), (30, 3.0)]
+    assert metric_history(run.run_id, "train/missing", sqlite_uri) == []

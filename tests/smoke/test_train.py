@@ -1,0 +1,155 @@
+"""Training with a tiny budget: smoke run, SIGKILL and resume, NaN stop, evaluation of the run."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from mlflow import MlflowClient
+
+ROOT = Path(__file__).resolve().parents[2]
+
+TINY = [
+    "training.num_envs=4",
+    "training.total_steps=3200",
+    "training.warmup_steps=400",
+    "training.checkpoint_every=800",
+    "training.eval_every=1600",
+    "training.eval_paths=20",
+    "agent.hidden_sizes=[16,16]",
+    "agent.batch_size=64",
+    "agent.jit_compile=false",
+    "evaluation.n_paths=200",
+]
+
+
+def command(tmp_path: Path, *extra: str, sets: list[str] = TINY) -> list[str]:
+    args = [sys.executable, "-m", "experiments.train", "--config", "configs/cj_sac.yaml"]
+    for s in [*sets, f"tracking.uri=sqlite:///{tmp_path}/mlflow.db",
+              f"training.checkpoint_dir={tmp_path}/ckpt"]:  # fmt: skip
+        args += ["--set", s]
+    return [*args, *extra]
+
+
+def run(args: list[str], timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+
+
+def only_run(tmp_path: Path) -> tuple[MlflowClient, str]:
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path}/mlflow.db")
+    exp = client.get_experiment_by_name("cj_sac")
+    assert exp is not None
+    runs = client.search_runs([exp.experiment_id], "tags.`mmrl.job` = 'train'")
+    assert len(runs) == 1
+    return client, runs[0].info.run_id
+
+
+def probe_actions(model_dir: Path) -> np.ndarray:
+    from experiments.sac_model import SavedPolicy
+
+    q = np.arange(-5, 6, dtype=np.float32).reshape(-1, 1)
+    obs = {"inventory": q, "time_left": np.full_like(q, 0.5), "mid": np.full_like(q, 100.0),
+           "cash": np.zeros_like(q)}  # fmt: skip
+    return SavedPolicy(model_dir).act(obs)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """One uninterrupted tiny training run, shared by the tests below."""
+    tmp = tmp_path_factory.mktemp("train")
+    result = run(command(tmp))
+    assert result.returncode == 0, result.stderr[-3000:]
+    return tmp
+
+
+def test_training_logs_metrics_checkpoints_and_the_saved_model(trained):
+    client, run_id = only_run(trained)
+    r = client.get_run(run_id)
+    assert r.info.status == "FINISHED"
+    for key in ("train/critic_loss", "train/actor_loss", "train/alpha", "train/entropy",
+                "train/episode_reward", "train/updates_per_s", "train/env_steps_per_s",
+                "train/optimality_ratio"):  # fmt: skip
+        assert key in r.data.metrics, key
+    steps = [m.step for m in client.get_metric_history(run_id, "train/eval_reward_mean")]
+    assert steps == [1600, 3200]
+    artifacts = {a.path for a in client.list_artifacts(run_id, "model/sac_policy")}
+    assert "model/sac_policy/saved_model.pb" in artifacts
+    assert client.list_artifacts(run_id, "checkpoints")
+    model = Path(client.download_artifacts(run_id, "model/sac_policy", str(trained / "dl")))
+    actions = probe_actions(model)
+    assert actions.shape == (11, 2) and np.all(np.abs(actions) <= 1.0)
+
+
+def test_a_killed_run_resumes_from_its_last_checkpoint_and_matches_the_uninterrupted_one(
+    trained, tmp_path
+):
+    proc = subprocess.Popen(command(tmp_path), cwd=ROOT, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+    ckpt_root = tmp_path / "ckpt"
+    deadline = time.monotonic() + 240
+    try:
+        while time.monotonic() < deadline:
+            states = list(ckpt_root.glob("*/state-*.pkl"))
+            if any(int(p.stem.split("-")[1]) >= 1600 for p in states):  # 2nd checkpoint
+                break
+            assert proc.poll() is None, "training ended before it could be killed"
+            time.sleep(0.05)
+        else:
+            pytest.fail("no checkpoint within 240 s")
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == -signal.SIGKILL
+    (run_dir,) = list(ckpt_root.iterdir())
+    run_id = run_dir.name
+    killed_at = max(int(p.stem.split("-")[1]) for p in run_dir.glob("state-*.pkl"))
+    assert 1600 <= killed_at < 3200
+
+    resumed = run(command(tmp_path, "--resume", run_id))
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert f"from its checkpoint at {killed_at:,} transitions" in resumed.stderr
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path}/mlflow.db")
+    assert client.get_run(run_id).info.status == "FINISHED"
+    history = client.get_metric_history(run_id, "train/eval_reward_mean")
+    assert max(m.step for m in history) == 3200
+
+    # Everything the future depends on was in the checkpoint: same policy as without the kill.
+    _, reference_id = only_run(trained)
+    ref = Path(MlflowClient(tracking_uri=f"sqlite:///{trained}/mlflow.db").download_artifacts(
+        reference_id, "model/sac_policy", str(tmp_path / "ref")))  # fmt: skip
+    new = Path(client.download_artifacts(run_id, "model/sac_policy", str(tmp_path / "new")))
+    np.testing.assert_array_equal(probe_actions(new), probe_actions(ref))
+
+
+def test_a_nan_loss_stops_training_with_a_clear_message_and_keeps_the_checkpoint(tmp_path):
+    sets = [*TINY, "agent.reward_scale=1e38"]  # rewards overflow float32: the loss is inf
+    result = run(command(tmp_path, sets=sets))
+    assert result.returncode == 3
+    assert "NaN or inf" in result.stderr and "last good checkpoint" in result.stderr
+
+
+def test_evaluate_scores_the_trained_policy_against_the_optimum(trained):
+    from experiments.evaluate import main
+
+    _, run_id = only_run(trained)
+    uri = f"sqlite:///{trained}/mlflow.db"
+    code = main(["--config", "configs/cj_sac.yaml", "--run-id", run_id, "--no-progress",
+                 "--set", f"tracking.uri={uri}", "--set", "evaluation.n_paths=200"])  # fmt: skip
+    assert code == 0
+    client = MlflowClient(tracking_uri=uri)
+    exp = client.get_experiment_by_name("cj_sac")
+    assert exp is not None
+    (ev,) = client.search_runs([exp.experiment_id], "tags.`mmrl.job` = 'evaluate'")
+    m = ev.data.metrics
+    assert "eval/sac/optimality_ratio" in m and "eval/sac/reward_vs_reference_mean" in m
+    assert m["eval/cartea_jaimungal/optimality_ratio"] == pytest.approx(1.0, abs=0.05)
+    figures = {a.path for a in client.list_artifacts(ev.info.run_id, "figures")}
+    assert {"figures/learning_curve.png", "figures/quotes_vs_inventory.png"} <= figures
