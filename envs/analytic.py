@@ -32,10 +32,10 @@ import gymnasium
 import numba
 import numpy as np
 from gymnasium import spaces
-from gymnasium.vector.utils import batch_space
 from gymnasium.vector.vector_env import AutoresetMode
 
 from configs.schema import AnalyticMarketConfig
+from envs.batched import BatchedMarketEnv
 from envs.layout import CASH, INVENTORY, MID, TIME_LEFT, DepthActionMap
 
 # --------------------------------------------------------------------------------------
@@ -383,18 +383,17 @@ def _unbatch(obs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return {key: value[0] for key, value in obs.items()}
 
 
-class AnalyticMarketVectorEnv(gymnasium.vector.VectorEnv):
+class AnalyticMarketVectorEnv(BatchedMarketEnv):
     """``num_envs`` analytic markets stepped together in one kernel call.
 
     The same model, spaces and rewards as :class:`AnalyticMarketEnv`, with a leading batch
-    axis. Autoreset: ``next_step`` (gymnasium's default: the step after an episode ends
-    resets that market and returns reward 0) or ``same_step`` (the ending step returns
-    the reset observation; the last observation is in ``info["final_obs"]``, a dict of
-    ``(N, 1)`` arrays valid where ``info["_final_obs"]`` is True).
+    axis; autoreset as :class:`envs.batched.BatchedMarketEnv` describes.
 
     :param num_envs: number of markets.
     :param autoreset_mode: ``"next_step"`` or ``"same_step"`` (or an ``AutoresetMode``).
     """
+
+    core: AnalyticMarketCore
 
     def __init__(
         self,
@@ -405,55 +404,10 @@ class AnalyticMarketVectorEnv(gymnasium.vector.VectorEnv):
     ) -> None:
         if config is not None and params:
             raise ValueError("pass either config= or keyword parameters, not both")
-        mode = AutoresetMode(_mode_value(autoreset_mode))
-        if mode is AutoresetMode.DISABLED:
-            raise ValueError(
-                "autoreset_mode 'disabled' is not supported; use next_step or same_step"
-            )
         self.config = config or AnalyticMarketConfig(**params)
-        self.core = AnalyticMarketCore(self.config, num_envs)
-        self.action_map = self.core.action_map
-        self.num_envs = num_envs
-        self.metadata = {"render_modes": [], "autoreset_mode": mode}
-        self.autoreset_mode = mode
-        self.single_action_space = spaces.Box(-1.0, 1.0, (2,), np.float32)
-        self.single_observation_space = self.core.observation_space()
-        self.action_space = batch_space(self.single_action_space, num_envs)
-        self.observation_space = batch_space(self.single_observation_space, num_envs)
-        self._needs_reset = np.zeros(num_envs, np.bool_)
-        self._seeded = False
-
-    def reset(
-        self, *, seed: int | None = None, options: dict[str, Any] | None = None
-    ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        super().reset(seed=seed)
-        if seed is not None:
-            self.core.seed(seed)
-        elif not self._seeded:
-            self.core.seed(int(self.np_random.integers(2**63)))
-        self._seeded = True
-        self.core.reset_state()
-        self._needs_reset[:] = False
-        return self.core.observe(), {}
-
-    def step(
-        self, actions: np.ndarray
-    ) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
-        if self.autoreset_mode is AutoresetMode.NEXT_STEP and self._needs_reset.any():
-            restart = self._needs_reset.copy()
-            self.core.reset_state(restart)
-            obs, reward, terminated, core_info = self.core.step(actions, active=~restart)
-        else:
-            obs, reward, terminated, core_info = self.core.step(actions)
-        info: dict[str, Any] = dict(core_info)
-        truncated = np.zeros(self.num_envs, np.bool_)
-        if self.autoreset_mode is AutoresetMode.SAME_STEP and terminated.any():
-            info["final_obs"] = obs
-            info["_final_obs"] = terminated.copy()
-            self.core.reset_state(terminated)
-            obs = self.core.observe()
-        self._needs_reset = terminated.copy()
-        return obs, reward, terminated, truncated, info
+        core = AnalyticMarketCore(self.config, num_envs)
+        super().__init__(core, core.observation_space(), core.action_map, num_envs,
+                         autoreset_mode)  # fmt: skip
 
     def state_dict(self) -> dict[str, Any]:
         """The markets' state, generator states and pending autoresets (for checkpoints)."""
@@ -464,18 +418,3 @@ class AnalyticMarketVectorEnv(gymnasium.vector.VectorEnv):
         self.core.load_state_dict(state["core"])
         self._needs_reset = np.asarray(state["needs_reset"], np.bool_).copy()
         self._seeded = True
-
-    def observe(self) -> dict[str, np.ndarray]:
-        """The current batched observation (e.g. after :meth:`load_state_dict`)."""
-        return self.core.observe()
-
-
-def _mode_value(mode: str | AutoresetMode) -> str:
-    if isinstance(mode, AutoresetMode):
-        return mode.value
-    names = {"next_step": "NextStep", "same_step": "SameStep", "disabled": "Disabled"}
-    if mode in names:
-        return names[mode]
-    if mode in names.values():
-        return mode
-    raise ValueError(f"autoreset_mode must be one of {sorted(names)}, got {mode!r}")

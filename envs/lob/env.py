@@ -11,10 +11,9 @@ from typing import Any
 import gymnasium
 import numpy as np
 from gymnasium import spaces
-from gymnasium.vector.utils import batch_space
 from gymnasium.vector.vector_env import AutoresetMode
 
-from envs.analytic import _mode_value
+from envs.batched import BatchedMarketEnv
 from envs.layout import CASH, INVENTORY, MID, TIME_LEFT, DepthActionMap
 from envs.lob.book import (
     FILL_AHEAD0,
@@ -134,13 +133,12 @@ def _unbatch(obs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return {key: value[0] for key, value in obs.items()}
 
 
-class LOBMarketVectorEnv(gymnasium.vector.VectorEnv):
+class LOBMarketVectorEnv(BatchedMarketEnv):
     """``num_envs`` order-book markets stepped together in one kernel call.
 
     The same model, spaces and rewards as :class:`LOBMarketEnv`, with a leading batch axis;
     ``info["fills"]`` is ``(N, F, 8)`` (columns :data:`FILL_FIELDS`) with ``info["n_fills"]``
-    valid rows per market. Autoreset: ``next_step`` (default) or ``same_step`` (the last
-    observation in ``info["final_obs"]`` where ``info["_final_obs"]``), as the analytic market.
+    valid rows per market. Autoreset as :class:`envs.batched.BatchedMarketEnv` describes.
 
     :param num_envs: number of markets.
     :param autoreset_mode: ``"next_step"`` or ``"same_step"`` (or an ``AutoresetMode``).
@@ -157,52 +155,8 @@ class LOBMarketVectorEnv(gymnasium.vector.VectorEnv):
     ) -> None:
         if config is not None and params:
             raise ValueError("pass either config= or keyword parameters, not both")
-        mode = AutoresetMode(_mode_value(autoreset_mode))
-        if mode is AutoresetMode.DISABLED:
-            raise ValueError(
-                "autoreset_mode 'disabled' is not supported; use next_step or same_step"
-            )
         self.config = config or LOBMarketConfig(**params)
-        self.core = LOBMarketCore(self.config, num_envs, parallel=parallel)
-        self.action_map = DepthActionMap(self.config.depth_min, self.config.depth_max)
-        self.num_envs = num_envs
-        self.metadata = {"render_modes": [], "autoreset_mode": mode}
-        self.autoreset_mode = mode
-        self.single_action_space = spaces.Box(-1.0, 1.0, (2,), np.float32)
-        self.single_observation_space = observation_space(self.config)
-        self.action_space = batch_space(self.single_action_space, num_envs)
-        self.observation_space = batch_space(self.single_observation_space, num_envs)
-        self._needs_reset = np.zeros(num_envs, np.bool_)
-        self._seeded = False
-
-    def reset(
-        self, *, seed: int | None = None, options: dict[str, Any] | None = None
-    ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        super().reset(seed=seed)
-        if seed is not None:
-            self.core.seed(seed)
-        elif not self._seeded:
-            self.core.seed(int(self.np_random.integers(2**63)))
-        self._seeded = True
-        self.core.reset_state()
-        self._needs_reset[:] = False
-        return self.core.observe(), {}
-
-    def step(
-        self, actions: np.ndarray
-    ) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
-        if self.autoreset_mode is AutoresetMode.NEXT_STEP and self._needs_reset.any():
-            restart = self._needs_reset.copy()
-            self.core.reset_state(restart)
-            obs, reward, terminated, core_info = self.core.step(actions, active=~restart)
-        else:
-            obs, reward, terminated, core_info = self.core.step(actions)
-        info: dict[str, Any] = dict(core_info)
-        truncated = np.zeros(self.num_envs, np.bool_)
-        if self.autoreset_mode is AutoresetMode.SAME_STEP and terminated.any():
-            info["final_obs"] = obs
-            info["_final_obs"] = terminated.copy()
-            self.core.reset_state(terminated)
-            obs = self.core.observe()
-        self._needs_reset = terminated.copy()
-        return obs, reward, terminated, truncated, info
+        core = LOBMarketCore(self.config, num_envs, parallel=parallel)
+        action_map = DepthActionMap(self.config.depth_min, self.config.depth_max)
+        super().__init__(core, observation_space(self.config), action_map, num_envs,
+                         autoreset_mode)  # fmt: skip
