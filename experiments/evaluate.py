@@ -84,7 +84,7 @@ def learning_curve(run_id: str, cfg: ExperimentConfig) -> plt.Figure | None:
     ax.axhline(1.0, color="black", lw=0.8, ls="--", label="exact optimum")
     ax.set_xlabel("environment transitions")
     ax.set_ylabel("J(SAC) / h(0, q0)")
-    ax.set_title(f"Learning curve of run {run_id[:8]} (deterministic policy)")
+    ax.set_title(f"Learning curve of run {run_id[:8]} (deterministic policy, validation seeds)")
     ax.legend()
     fig.tight_layout()
     return fig
