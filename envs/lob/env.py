@@ -145,6 +145,8 @@ class LOBMarketVectorEnv(BatchedMarketEnv):
     :param parallel: step the markets on all numba threads; identical results, other speed.
     """
 
+    core: LOBMarketCore
+
     def __init__(
         self,
         num_envs: int = 1,
