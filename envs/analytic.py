@@ -28,14 +28,13 @@ from __future__ import annotations
 
 from typing import Any
 
-import gymnasium
 import numba
 import numpy as np
 from gymnasium import spaces
 from gymnasium.vector.vector_env import AutoresetMode
 
 from configs.schema import AnalyticMarketConfig
-from envs.batched import BatchedMarketEnv
+from envs.batched import BatchedMarketEnv, SingleMarketEnv
 from envs.layout import CASH, INVENTORY, MID, TIME_LEFT, DepthActionMap
 
 # --------------------------------------------------------------------------------------
@@ -312,7 +311,7 @@ class AnalyticMarketCore:
         )
 
 
-class AnalyticMarketEnv(gymnasium.Env):
+class AnalyticMarketEnv(SingleMarketEnv):
     """Market making in the Avellaneda-Stoikov model (one market).
 
     ## Action Space
@@ -336,51 +335,13 @@ class AnalyticMarketEnv(gymnasium.Env):
     Keyword parameters of :class:`configs.schema.AnalyticMarketConfig`, or ``config=``.
     """
 
-    metadata = {"render_modes": []}  # noqa: RUF012 - gymnasium's own convention
-
     def __init__(self, config: AnalyticMarketConfig | None = None, **params: Any) -> None:
         if config is not None and params:
             raise ValueError("pass either config= or keyword parameters, not both")
         self.config = config or AnalyticMarketConfig(**params)
-        self.core = AnalyticMarketCore(self.config, 1)
-        self.action_map = self.core.action_map
-        self.action_space = spaces.Box(-1.0, 1.0, (2,), np.float32)
-        self.observation_space = self.core.observation_space()
+        core = AnalyticMarketCore(self.config, 1)
+        super().__init__(core, core.observation_space(), core.action_map)
 
-    def reset(
-        self, *, seed: int | None = None, options: dict[str, Any] | None = None
-    ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        super().reset(seed=seed)
-        if seed is not None:
-            self.core.seed(seed)
-        elif not getattr(self, "_seeded", False):
-            # First reset without a seed: derive the streams from gymnasium's generator.
-            self.core.seed(int(self.np_random.integers(2**63)))
-        self._seeded = True
-        self.core.reset_state()
-        self._done = False
-        return _unbatch(self.core.observe()), {}
-
-    def step(
-        self, action: np.ndarray
-    ) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
-        if getattr(self, "_done", True):
-            raise gymnasium.error.ResetNeeded(
-                "step() called before reset() or after the episode ended; call reset() first"
-            )
-        obs, reward, terminated, info = self.core.step(np.reshape(action, (1, 2)))
-        self._done = bool(terminated[0])
-        return (
-            _unbatch(obs),
-            float(reward[0]),
-            bool(terminated[0]),
-            False,
-            {key: value[0] for key, value in info.items()},
-        )
-
-
-def _unbatch(obs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    return {key: value[0] for key, value in obs.items()}
 
 
 class AnalyticMarketVectorEnv(BatchedMarketEnv):

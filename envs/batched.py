@@ -120,3 +120,60 @@ class BatchedMarketEnv(gymnasium.vector.VectorEnv):
     def observe(self) -> dict[str, np.ndarray]:
         """The current batched observation (e.g. after ``load_state_dict``)."""
         return self.core.observe()
+
+
+class SingleMarketEnv(gymnasium.Env):
+    """The single-market face: a market core of size one, unbatched.
+
+    ``reset(seed=...)`` seeds the core's streams (the first reset without a seed derives
+    them from gymnasium's generator); stepping an ended episode raises ``ResetNeeded``.
+    Subclasses build the config and the core, and may override :meth:`_unbatch_info`.
+
+    :param core: a market core holding one market.
+    :param observation_space: the market's observation space.
+    :param action_map: the map from actions in ``[-1, 1]^2`` to quote depths.
+    """
+
+    metadata = {"render_modes": []}  # noqa: RUF012 - gymnasium's own convention
+
+    def __init__(
+        self, core: MarketCore, observation_space: spaces.Dict, action_map: DepthActionMap
+    ) -> None:
+        self.core = core
+        self.action_map = action_map
+        self.action_space = spaces.Box(-1.0, 1.0, (2,), np.float32)
+        self.observation_space = observation_space
+        self._seeded = False
+        self._done = True
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        super().reset(seed=seed)
+        if seed is not None:
+            self.core.seed(seed)
+        elif not self._seeded:
+            self.core.seed(int(self.np_random.integers(2**63)))
+        self._seeded = True
+        self.core.reset_state()
+        self._done = False
+        return _unbatch(self.core.observe()), {}
+
+    def step(
+        self, action: np.ndarray
+    ) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
+        if self._done:
+            raise gymnasium.error.ResetNeeded(
+                "step() called before reset() or after the episode ended; call reset() first"
+            )
+        obs, reward, terminated, info = self.core.step(np.reshape(action, (1, 2)))
+        self._done = bool(terminated[0])
+        return _unbatch(obs), float(reward[0]), self._done, False, self._unbatch_info(info)
+
+    def _unbatch_info(self, info: dict[str, Any]) -> dict[str, Any]:
+        """The one market's ``info`` from the core's batched one."""
+        return {key: value[0] for key, value in info.items()}
+
+
+def _unbatch(obs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    return {key: value[0] for key, value in obs.items()}

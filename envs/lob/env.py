@@ -8,12 +8,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import gymnasium
 import numpy as np
 from gymnasium import spaces
 from gymnasium.vector.vector_env import AutoresetMode
 
-from envs.batched import BatchedMarketEnv
+from envs.batched import BatchedMarketEnv, SingleMarketEnv
 from envs.layout import CASH, INVENTORY, MID, TIME_LEFT, DepthActionMap
 from envs.lob.book import (
     FILL_AHEAD0,
@@ -61,7 +60,7 @@ def _fills_as_records(fills: np.ndarray, n: int) -> list[dict[str, float]]:
     return [{name: float(row[col]) for name, col in FILL_FIELDS.items()} for row in fills[:n]]
 
 
-class LOBMarketEnv(gymnasium.Env):
+class LOBMarketEnv(SingleMarketEnv):
     """Market making in the event-driven Cont-Stoikov-Talreja (2010) order book (one market).
 
     ## Action Space
@@ -91,46 +90,20 @@ class LOBMarketEnv(gymnasium.Env):
     Keyword parameters of :class:`envs.lob.config.LOBMarketConfig`, or ``config=``.
     """
 
-    metadata = {"render_modes": []}  # noqa: RUF012 - gymnasium's own convention
+    core: LOBMarketCore
 
     def __init__(self, config: LOBMarketConfig | None = None, **params: Any) -> None:
         if config is not None and params:
             raise ValueError("pass either config= or keyword parameters, not both")
         self.config = config or LOBMarketConfig(**params)
-        self.core = LOBMarketCore(self.config, 1)
-        self.action_map = DepthActionMap(self.config.depth_min, self.config.depth_max)
-        self.action_space = spaces.Box(-1.0, 1.0, (2,), np.float32)
-        self.observation_space = observation_space(self.config)
+        action_map = DepthActionMap(self.config.depth_min, self.config.depth_max)
+        super().__init__(LOBMarketCore(self.config, 1), observation_space(self.config), action_map)
 
-    def reset(
-        self, *, seed: int | None = None, options: dict[str, Any] | None = None
-    ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        super().reset(seed=seed)
-        if seed is not None:
-            self.core.seed(seed)
-        elif not getattr(self, "_seeded", False):
-            self.core.seed(int(self.np_random.integers(2**63)))
-        self._seeded = True
-        self.core.reset_state()
-        self._done = False
-        return _unbatch(self.core.observe()), {}
-
-    def step(
-        self, action: np.ndarray
-    ) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
-        if getattr(self, "_done", True):
-            raise gymnasium.error.ResetNeeded(
-                "step() called before reset() or after the episode ended; call reset() first"
-            )
-        obs, reward, terminated, info = self.core.step(np.reshape(action, (1, 2)))
-        self._done = bool(terminated[0])
+    def _unbatch_info(self, info: dict[str, Any]) -> dict[str, Any]:
         out: dict[str, Any] = {k: v[0] for k, v in info.items() if k != "fills"}
         out["fills"] = _fills_as_records(info["fills"][0], int(info["n_fills"][0]))
-        return _unbatch(obs), float(reward[0]), bool(terminated[0]), False, out
+        return out
 
-
-def _unbatch(obs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    return {key: value[0] for key, value in obs.items()}
 
 
 class LOBMarketVectorEnv(BatchedMarketEnv):
