@@ -37,6 +37,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -355,6 +356,19 @@ def time_backwards(ts: np.ndarray, keep: np.ndarray | None = None) -> np.ndarray
     return keep & (ts < prev_max)
 
 
+def _checked_rows(ts: np.ndarray, checks: list[Any], **kwargs: Any) -> np.ndarray:
+    """Rows kept after the field ``checks``, then after the time-order check on what is left
+    (each failure raises or is dropped and counted by :func:`_fail_or_drop`)."""
+    n = ts.size
+    keep = _fail_or_drop(checks, n, **kwargs)
+    back = time_backwards(ts, keep)
+    ordered = _fail_or_drop(
+        [("time_backwards", "ts", "a time >= the previous row's", back, ts)], n, **kwargs
+    )
+    result: np.ndarray = keep & ordered
+    return result
+
+
 def validate_events(
     events: pd.DataFrame,
     *,
@@ -371,7 +385,6 @@ def validate_events(
     first bad row; otherwise bad rows are counted in ``report`` and left out of the returned mask.
     """
     report = report if report is not None else ValidationReport()
-    n = len(events)
     codes = events["kind"].cat.codes.to_numpy()
     side = events["side"].to_numpy()
     agg = events["aggressor"].to_numpy()
@@ -390,18 +403,8 @@ def validate_events(
         ),
         ("negative_size", "size", "a size >= 0", ~(size >= 0), size),
     ]
-    keep = _fail_or_drop(checks, n, strict=strict, report=report, source=source, what=what)
-    ts = events["ts"].to_numpy()
-    back = time_backwards(ts, keep)
-    keep2 = _fail_or_drop(
-        [("time_backwards", "ts", "a time >= the previous row's", back, ts)],
-        n,
-        strict=strict,
-        report=report,
-        source=source,
-        what=what,
-    )
-    return keep & keep2
+    return _checked_rows(events["ts"].to_numpy(), checks, strict=strict, report=report,
+                         source=source, what=what)  # fmt: skip
 
 
 def validate_book(
@@ -474,15 +477,5 @@ def validate_book(
             book["bid_px_1"].to_numpy(),
         )
     )
-    keep = _fail_or_drop(checks, n, strict=strict, report=report, source=source, what=what)
-    ts = book["ts"].to_numpy()
-    back = time_backwards(ts, keep)
-    keep2 = _fail_or_drop(
-        [("time_backwards", "ts", "a time >= the previous row's", back, ts)],
-        n,
-        strict=strict,
-        report=report,
-        source=source,
-        what=what,
-    )
-    return keep & keep2
+    return _checked_rows(book["ts"].to_numpy(), checks, strict=strict, report=report,
+                         source=source, what=what)  # fmt: skip

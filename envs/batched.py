@@ -41,6 +41,18 @@ def autoreset_mode(mode: str | AutoresetMode) -> AutoresetMode:
     return AutoresetMode(value)
 
 
+def _seed_core(
+    core: MarketCore, seed: int | None, seeded: bool, np_random: np.random.Generator
+) -> bool:
+    """Seed the core's streams on ``reset(seed=...)``; the first reset without a seed derives
+    them from gymnasium's generator; later ones continue the streams. Returns True."""
+    if seed is not None:
+        core.seed(seed)
+    elif not seeded:
+        core.seed(int(np_random.integers(2**63)))
+    return True
+
+
 class MarketCore(Protocol):
     """What :class:`BatchedMarketEnv` needs of a market core."""
 
@@ -89,11 +101,7 @@ class BatchedMarketEnv(gymnasium.vector.VectorEnv):
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         super().reset(seed=seed)
-        if seed is not None:
-            self.core.seed(seed)
-        elif not self._seeded:
-            self.core.seed(int(self.np_random.integers(2**63)))
-        self._seeded = True
+        self._seeded = _seed_core(self.core, seed, self._seeded, self.np_random)
         self.core.reset_state()
         self._needs_reset[:] = False
         return self.core.observe(), {}
@@ -150,11 +158,7 @@ class SingleMarketEnv(gymnasium.Env):
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         super().reset(seed=seed)
-        if seed is not None:
-            self.core.seed(seed)
-        elif not self._seeded:
-            self.core.seed(int(self.np_random.integers(2**63)))
-        self._seeded = True
+        self._seeded = _seed_core(self.core, seed, self._seeded, self.np_random)
         self.core.reset_state()
         self._done = False
         return _unbatch(self.core.observe()), {}
