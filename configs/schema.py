@@ -63,6 +63,17 @@ class AnalyticMarketConfig(StrictModel):
         description="Maximum absolute inventory (lots); quotes that would exceed it are not sent.",
     )
     q0: int = Field(0, description="Initial inventory (lots).")
+    q0_range: int = Field(
+        0,
+        ge=0,
+        description="Exploring starts: each episode's initial inventory is drawn uniformly "
+        "from q0 - q0_range .. q0 + q0_range within +-q_max (lots); 0 always starts at q0.",
+    )
+    random_start: bool = Field(
+        False,
+        description="Exploring starts: each episode starts at a decision drawn uniformly from "
+        "0 .. n_steps - 1 (so with less time left) instead of at t = 0.",
+    )
     phi: float = Field(0.0, ge=0, description="Running inventory penalty: reward -= phi q^2 dt.")
     alpha: float = Field(
         0.0, ge=0, description="Terminal inventory penalty: reward -= alpha q_T^2."
@@ -354,6 +365,17 @@ class TrainingConfig(StrictModel):
     )
     max_minutes: float | None = Field(
         None, gt=0, description="Stop (with a checkpoint) after this wall-clock time."
+    )
+    explore_inventory: int = Field(
+        0,
+        ge=0,
+        description="Exploring starts for the training markets only: initial inventories drawn "
+        "uniformly within +-explore_inventory lots of the market's q0 (market.q0_range).",
+    )
+    explore_time: bool = Field(
+        False,
+        description="Exploring starts for the training markets only: episodes start at a "
+        "uniformly drawn decision (market.random_start). Evaluation always starts at t = 0.",
     )
     keep_best: bool = Field(
         True,

@@ -216,15 +216,18 @@ class AnalyticMarketCore:
         params[P_MID_SCALE], params[P_MID_SHIFT] = self.midprice.scale, self.midprice.shift
         params[P_BINARY] = self.midprice.binary
         self._params = params
-        self.reset_state()
         self.seed(None)
+        self.reset_state()
 
     def seed(self, seed: int | np.random.SeedSequence | None) -> None:
         """Re-create the component generators from ``seed`` (entropy when None)."""
         ss = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
-        mid_ss, fill_ss = ss.spawn(2)
+        # The start stream is spawned last, so the mid and fill streams of a seed do not
+        # depend on whether exploring starts are on.
+        mid_ss, fill_ss, start_ss = ss.spawn(3)
         self.mid_rng = np.random.Generator(np.random.PCG64(mid_ss))
         self.fill_rng = np.random.Generator(np.random.PCG64(fill_ss))
+        self.start_rng = np.random.Generator(np.random.PCG64(start_ss))
 
     def state_dict(self) -> dict[str, Any]:
         """Everything that determines the future: state arrays and generator states."""
@@ -233,6 +236,7 @@ class AnalyticMarketCore:
             "step_count": self.step_count.copy(),
             "mid_rng": self.mid_rng.bit_generator.state,
             "fill_rng": self.fill_rng.bit_generator.state,
+            "start_rng": self.start_rng.bit_generator.state,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -245,16 +249,26 @@ class AnalyticMarketCore:
         self.step_count[...] = state["step_count"]
         self.mid_rng.bit_generator.state = state["mid_rng"]
         self.fill_rng.bit_generator.state = state["fill_rng"]
+        self.start_rng.bit_generator.state = state["start_rng"]
 
     def reset_state(self, mask: np.ndarray | None = None) -> None:
-        """Put the markets selected by ``mask`` (all when None) back at their initial state."""
+        """Put the markets selected by ``mask`` (all when None) back at their initial state.
+
+        With exploring starts (``q0_range``, ``random_start``) the initial inventory and
+        decision are drawn from the start stream, one draw per reset market.
+        """
         c = self.config
-        sel = slice(None) if mask is None else mask
+        sel = np.arange(self.num_envs) if mask is None else np.flatnonzero(mask)
+        q0 = np.full(sel.size, float(c.q0))
+        if c.q0_range:
+            low, high = max(c.q0 - c.q0_range, -c.q_max), min(c.q0 + c.q0_range, c.q_max)
+            q0 = self.start_rng.integers(low, high + 1, sel.size).astype(np.float64)
         self.mid[sel] = c.s0
-        self.inventory[sel] = c.q0
+        self.inventory[sel] = q0
         self.cash[sel] = 0.0
-        self.peak[sel] = c.q0 * c.s0
-        self.step_count[sel] = 0
+        self.peak[sel] = q0 * c.s0
+        start = self.start_rng.integers(0, c.n_steps, sel.size) if c.random_start else 0
+        self.step_count[sel] = start
 
     def observe(self) -> dict[str, np.ndarray]:
         """The batched observation, float32 ``(N, 1)`` per key (fresh arrays)."""

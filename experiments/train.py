@@ -31,7 +31,7 @@ from tqdm import tqdm
 from agents.tf_sac.learner import SACLearner
 from agents.tf_sac.policy import SACPolicy, SquashedGaussianActor
 from agents.tf_sac.replay import ReplayBuffer
-from configs.schema import ExperimentConfig
+from configs.schema import AnalyticMarketConfig, ExperimentConfig
 from envs.analytic import AnalyticMarketVectorEnv
 from evaluation.rollout import rollout
 from evaluation.summary import optimal_value
@@ -69,6 +69,22 @@ class LoopState:
     next_checkpoint: int = 0
     best_eval: float = float("-inf")
     best_at: int = 0
+
+
+def training_market(cfg: ExperimentConfig) -> AnalyticMarketConfig:
+    """The market the agent trains in: the config's, with the training's exploring starts.
+
+    Starting episodes from inventories and times the policy would rarely reach makes the
+    critic learn the whole (t, q) grid the optimal policy is a function of; the validation
+    and evaluation markets start at the config's own (t = 0, q0).
+    """
+    t, market = cfg.training, market_of(cfg)
+    return market.model_copy(
+        update={
+            "q0_range": max(market.q0_range, t.explore_inventory),
+            "random_start": market.random_start or t.explore_time,
+        }
+    )
 
 
 def make_pipeline(cfg: ExperimentConfig) -> FeaturePipeline:
@@ -170,7 +186,8 @@ def copy_weights(source: tf.Module, target: tf.Module) -> None:
 def train(cfg: ExperimentConfig, run: Tracker, resume: bool, console: Console) -> int:
     t = cfg.training
     n = t.num_envs
-    env = AnalyticMarketVectorEnv(num_envs=n, autoreset_mode="same_step", config=market_of(cfg))
+    env = AnalyticMarketVectorEnv(num_envs=n, autoreset_mode="same_step",
+                                  config=training_market(cfg))  # fmt: skip
     pipeline = make_pipeline(cfg)
     learner = make_learner(cfg, pipeline.dim)
     replay = ReplayBuffer(t.replay_capacity, pipeline.dim, 2, seed=stream_seed(cfg.seed, "replay"))

@@ -257,3 +257,35 @@ def test_a_restored_state_continues_exactly(mode):
         np.testing.assert_array_equal(obs["mid"], obs2["mid"])
     with pytest.raises(ValueError, match="cannot load"):
         AnalyticMarketVectorEnv(num_envs=5, n_steps=7).load_state_dict(saved)
+
+
+def test_exploring_starts_cover_the_inventory_range_and_the_horizon():
+    cfg = AnalyticMarketConfig(n_steps=20, q_max=3, q0=1, q0_range=5, random_start=True)
+    env = AnalyticMarketVectorEnv(num_envs=20_000, config=cfg)
+    obs, _ = env.reset(seed=4)
+    q = obs["inventory"].ravel()
+    levels, counts = np.unique(q, return_counts=True)
+    # q0 +- 5 within +-q_max: -3 .. 3, each about equally often (uniform over 7 values)
+    assert levels.tolist() == list(range(-3, 4))
+    assert stats.chisquare(counts).pvalue > 1e-3
+    steps = np.rint((cfg.T - obs["time_left"].ravel()) / cfg.dt)
+    assert steps.min() == 0 and steps.max() == cfg.n_steps - 1
+    assert np.unique(steps).size == cfg.n_steps
+    again, _ = env.reset(seed=4)
+    np.testing.assert_array_equal(again["inventory"], obs["inventory"])
+    np.testing.assert_array_equal(again["time_left"], obs["time_left"])
+
+
+def test_exploring_starts_leave_the_mid_and_fill_streams_of_a_seed_unchanged():
+    plain = AnalyticMarketVectorEnv(num_envs=64, config=AnalyticMarketConfig(n_steps=5))
+    exploring = AnalyticMarketVectorEnv(
+        num_envs=64, config=AnalyticMarketConfig(n_steps=5, q0_range=4)
+    )
+    plain.reset(seed=9)
+    exploring.reset(seed=9)
+    action = np.zeros((64, 2), np.float32)
+    for _ in range(5):
+        a, *_, info_a = plain.step(action)
+        b, *_, info_b = exploring.step(action)
+        np.testing.assert_array_equal(a["mid"], b["mid"])
+        np.testing.assert_array_equal(info_a["fill_bid"], info_b["fill_bid"])

@@ -153,3 +153,17 @@ def test_evaluate_scores_the_trained_policy_against_the_optimum(trained):
     assert m["eval/cartea_jaimungal/optimality_ratio"] == pytest.approx(1.0, abs=0.05)
     figures = {a.path for a in client.list_artifacts(ev.info.run_id, "figures")}
     assert {"figures/learning_curve.png", "figures/quotes_vs_inventory.png"} <= figures
+
+
+def test_exploring_starts_apply_to_the_training_market_only():
+    from experiments.config import load_config, market_of
+    from experiments.train import training_market
+
+    cfg = load_config(
+        "configs/cj_sac.yaml",
+        ["training.explore_inventory=4", "training.explore_time=true"],
+    )
+    trained_in = training_market(cfg)
+    assert (trained_in.q0_range, trained_in.random_start) == (4, True)
+    assert (market_of(cfg).q0_range, market_of(cfg).random_start) == (0, False)
+    assert trained_in.model_copy(update={"q0_range": 0, "random_start": False}) == market_of(cfg)
