@@ -1,0 +1,158 @@
+"""Typed configuration of the historical replay market (``kind: replay``, DESIGN.md section 4)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+DEFAULT_SAMPLE = "lobster/AAPL_first49s_L10/AAPL_2012-06-21_34200000_57600000_message_10.csv"
+"""The tape used when no path is given: the tiny AAPL fixture of the shared data folder."""
+
+
+def shared_data_dir() -> Path:
+    """``$MM_DATA_DIR`` or ``../shared/data`` beside the project root."""
+    env = os.environ.get("MM_DATA_DIR")
+    return Path(env) if env else Path(__file__).resolve().parents[2].parent / "shared" / "data"
+
+
+class ReplayMarketConfig(BaseModel):
+    """The agent's orders against a recorded day of events (the market is not moved by them).
+
+    Unknown keys are errors (as every model of :mod:`configs.schema`, which can import this one
+    without a cycle: nothing here imports ``configs``).
+    """
+
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+    kind: Literal["replay"] = "replay"
+    path: str | None = Field(
+        None,
+        description="The recorded data: a LOBSTER message file (its orderbook file beside it), or "
+        "a Binance raw capture file; None uses the shared tiny AAPL LOBSTER fixture "
+        f"($MM_DATA_DIR or ../shared/data, {DEFAULT_SAMPLE}).",
+    )
+    extra_paths: list[str] = Field(
+        default_factory=list,
+        description="Further files of the same Binance capture, in time order (e.g. the file "
+        "after midnight); empty for LOBSTER.",
+    )
+    format: Literal["lobster", "binance"] = Field(
+        "lobster", description="Feed format: LOBSTER (L3, order ids) or Binance raw capture (L2)."
+    )
+    binance_market: Literal["spot", "usdm"] = Field(
+        "spot", description="Binance market of the capture (update-id continuity rule)."
+    )
+    symbol: str | None = Field(
+        None, description="Instrument to replay from a Binance capture (default: its first)."
+    )
+    levels: int = Field(
+        10, ge=1, le=64, description="Book levels per side in the observation (<= the file's)."
+    )
+    start: float | None = Field(
+        0.0,
+        ge=0,
+        description="Window start, seconds after the tape's first event; None draws it "
+        "uniformly (seeded) at each reset so that the window fits in the tape.",
+    )
+    same_window: bool = Field(
+        True,
+        description="Vector env with start None: all markets replay one drawn window (N agents "
+        "on one tape) instead of one window each.",
+    )
+    dt: float = Field(1.0, gt=0, description="Event time between two decisions (seconds).")
+    n_steps: int = Field(30, ge=1, description="Decisions per episode (window = n_steps dt).")
+    order_size: int = Field(1, ge=1, description="Size of each of the agent's quotes (lots).")
+    depth_min: float = Field(
+        0.0,
+        description="Quote depth from the mid at action -1 (ticks; below the half spread the "
+        "quote crosses and trades at once as a taker against the recorded book).",
+    )
+    depth_max: float = Field(20.0, description="Quote depth from the mid at action +1 (ticks).")
+    q_max: int = Field(
+        100, ge=1, description="Maximum |inventory| (lots); quotes that could pass it are not sent."
+    )
+    q0: int = Field(0, description="Initial inventory (lots).")
+    phi: float = Field(
+        0.0,
+        ge=0,
+        description="Running inventory penalty: reward -= phi q^2 dt (currency/lot^2/second).",
+    )
+    alpha: float = Field(
+        0.0, ge=0, description="Terminal inventory penalty: reward -= alpha q_T^2 (currency/lot^2)."
+    )
+    maker_fee_bps: float = Field(
+        0.0, description="Fee on passive fills, bps of notional; negative is a rebate."
+    )
+    taker_fee_bps: float = Field(0.0, description="Fee on aggressive fills, bps of notional.")
+    queue_model: Literal["exact", "risk_averse", "prob", "prob_log"] = Field(
+        "exact",
+        description="Queue ahead of the agent: exact (LOBSTER order ids: the orders resting at "
+        "entry are ahead, their cancels and executions advance the agent), risk_averse (only "
+        "trades advance it), prob (a decrease is ahead with probability "
+        "f(ahead)/(f(ahead)+f(behind)), f = x^queue_power) or prob_log (f = log(1+x)).",
+    )
+    queue_power: float = Field(2.0, gt=0, description="Exponent n of f(x) = x^n (prob).")
+    entry_latency: float = Field(
+        0.0, ge=0, description="Delay from a decision to its orders being live (seconds)."
+    )
+    feed_latency: float = Field(
+        0.0, ge=0, description="Age of the book and mid in the observation (seconds)."
+    )
+    response_latency: float = Field(
+        0.0, ge=0, description="Age of the agent's own state in the observation (seconds)."
+    )
+    latency_distribution: Literal["constant", "exponential"] = Field(
+        "constant",
+        description="Latencies constant, or exponential with those means drawn per decision "
+        "(entry capped at the interval's end, feed and response at dt).",
+    )
+    max_drawdown: float | None = Field(
+        None,
+        gt=0,
+        description="Kill switch: end (and liquidate) when the value falls this far below its "
+        "running maximum (currency); None disables it.",
+    )
+    terminal: Literal["liquidate", "mark"] = Field(
+        "liquidate",
+        description="At the end: liquidate the inventory against the recorded book (taker fee), "
+        "or keep it marked at the mid.",
+    )
+    max_fills: int = Field(
+        64, ge=1, description="Fills per market per decision kept in info (all are counted)."
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> ReplayMarketConfig:
+        if not self.depth_max > self.depth_min:
+            raise ValueError(
+                f"depth_max ({self.depth_max}) must exceed depth_min ({self.depth_min})"
+            )
+        if abs(self.q0) > self.q_max:
+            raise ValueError(f"|q0| ({abs(self.q0)}) must not exceed q_max ({self.q_max})")
+        if self.format == "lobster" and self.extra_paths:
+            raise ValueError("extra_paths is for Binance captures; LOBSTER takes one path")
+        if self.latency_distribution == "constant":
+            for name in ("entry_latency", "feed_latency", "response_latency"):
+                if getattr(self, name) >= self.dt:
+                    raise ValueError(f"{name} ({getattr(self, name)}) must be < dt ({self.dt})")
+        return self
+
+    @property
+    def T(self) -> float:
+        """Episode length (seconds of event time)."""
+        return self.dt * self.n_steps
+
+    def data_paths(self) -> list[Path]:
+        """The files to load (the default sample resolved in the shared data folder)."""
+        if self.path is None:
+            path = shared_data_dir() / DEFAULT_SAMPLE
+            if not path.exists():
+                raise FileNotFoundError(
+                    f"no replay data: path is None and the default sample {path} is absent "
+                    "(set path, or MM_DATA_DIR to the shared data folder)"
+                )
+            return [path]
+        return [Path(self.path), *(Path(p) for p in self.extra_paths)]
