@@ -10,6 +10,12 @@ book dynamics", Operations Research 58(3), 549-563, 2010 (CST 2010 below), secti
   (so a queue of ``n`` orders loses one at rate ``theta(i) n``);
 - market buy (sell) orders arrive at rate ``mu`` and execute against the best ask (bid).
 
+The queue-reactive model of W. Huang, C.-A. Lehalle, M. Rosenbaum, "Simulating and analyzing
+order book data: the queue-reactive model", Journal of the American Statistical Association
+110(509), 107-122, 2015 (HLR 2015 below) is the alternative order flow (``model =
+"queue_reactive"``, :class:`QueueReactiveParams`): Model I of its section 2.3 (each queue's
+intensities depend on its own size) with the reference-price mechanism of its section 2.3.3.
+
 Times are in the model's time unit (seconds for the published Tokyo parameters), prices in ticks,
 sizes in lots. Calibration fits (DESIGN.md section 3) produce one of these objects; YAML is read
 and written by ``experiments/`` only: :meth:`MarketParams.to_dict` and
@@ -38,8 +44,139 @@ class FillCurveParams(_Strict):
     k: float = Field(gt=0, description="Decay of the fill intensity with depth (1 / tick).")
 
 
+class QueueReactiveParams(_Strict):
+    """Model I of HLR 2015 (section 2.3) with its reference-price mechanism (section 2.3.3).
+
+    The queues ``Q_{-i}`` (bids) and ``Q_{+i}`` (asks), ``i = 1..n_queues``, sit at
+    ``p_ref -+ (i - 1/2)`` ticks around the reference price ``p_ref`` (a half-tick price). Each
+    queue of size ``n`` lots gains one order at rate ``lambda^L_i(n)`` and loses one to a
+    cancellation at rate ``lambda^C_i(n)`` (for the whole queue, not per order); market orders
+    arrive on each side at rate ``lambda^M(n)`` and execute against that side's best queue of
+    size ``n``. The rates are the same on both sides (HLR 2015 assume symmetry) and sizes above
+    ``max_queue`` use the rates of ``max_queue``. When an event empties ``Q_{+1}`` (``Q_{-1}``),
+    ``p_ref`` rises (falls) one tick with probability ``theta``; the emptied queue is then the
+    first queue of the other side, the queue leaving the grid is removed and the one entering it
+    drawn from its invariant law; and with probability ``theta_reinit`` the whole book is instead
+    redrawn from its invariant law around the new ``p_ref`` (HLR 2015 section 2.3.3).
+
+    Times in the model's time unit (seconds), sizes in lots (HLR 2015 count in average event
+    sizes: use lots of that size, or order sizes of one lot).
+    """
+
+    max_queue: int = Field(
+        ge=1, description="K: queue sizes 0..K lots have their own rates; above K, K's apply."
+    )
+    limit_rates: list[list[float]] = Field(
+        description="[i-1][n]: lambda^L_i(n), limit orders per time unit joining queue i = "
+        "1..n_queues from the reference price when its size is n lots (n = 0..K)."
+    )
+    cancel_rates: list[list[float]] = Field(
+        description="[i-1][n]: lambda^C_i(n), cancellations per time unit of the WHOLE queue i "
+        "of size n lots (not per order); entry n = 0 must be 0."
+    )
+    market_rates: list[float] = Field(
+        description="[n]: lambda^M(n), market orders per time unit on each side when that side's "
+        "best queue has n lots (n = 0..K; an empty best receives none, so n = 0 is unused)."
+    )
+    theta: float = Field(
+        ge=0,
+        le=1,
+        description="Probability that p_ref moves one tick when an event empties Q_{+1} or Q_{-1}.",
+    )
+    theta_reinit: float = Field(
+        ge=0,
+        le=1,
+        description="Probability that, after such a move, the book is redrawn from its invariant "
+        "law around the new p_ref.",
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> QueueReactiveParams:
+        width = self.max_queue + 1
+        if not self.limit_rates:
+            raise ValueError("queue_reactive.limit_rates must list at least one queue")
+        if len(self.cancel_rates) != len(self.limit_rates):
+            raise ValueError(
+                f"queue_reactive.cancel_rates must have one row per queue like limit_rates "
+                f"({len(self.limit_rates)}), got {len(self.cancel_rates)}"
+            )
+        for name in ("limit_rates", "cancel_rates"):
+            for i, row in enumerate(getattr(self, name)):
+                if len(row) != width:
+                    raise ValueError(
+                        f"queue_reactive.{name}[{i}] must have max_queue + 1 = {width} entries "
+                        f"(sizes 0..{self.max_queue}), got {len(row)}"
+                    )
+                if any(not v >= 0 for v in row):
+                    raise ValueError(f"queue_reactive.{name}[{i}] must be >= 0, got {row}")
+        for i, row in enumerate(self.cancel_rates):
+            if row[0] != 0:
+                raise ValueError(
+                    f"queue_reactive.cancel_rates[{i}][0] must be 0 (an empty queue cannot lose "
+                    f"an order), got {row[0]}"
+                )
+        if len(self.market_rates) != width or any(not v >= 0 for v in self.market_rates):
+            raise ValueError(
+                f"queue_reactive.market_rates must have max_queue + 1 = {width} entries >= 0, "
+                f"got {self.market_rates}"
+            )
+        for i in range(self.n_queues):
+            birth, death = self.limit_rates[i], self.death_rates(i + 1)
+            for n in range(1, width):
+                if birth[n - 1] > 0 and not death[n] > 0:
+                    raise ValueError(
+                        f"queue_reactive: queue {i + 1} can reach size {n} (limit_rates[{i}]"
+                        f"[{n - 1}] > 0) but never loses an order there: cancel_rates[{i}][{n}]"
+                        f"{' + market_rates[' + str(n) + ']' if i == 0 else ''} must be > 0"
+                    )
+            if birth[-1] > 0 and not birth[-1] < death[-1]:
+                raise ValueError(
+                    f"queue_reactive: queue {i + 1} is unstable: limit_rates[{i}][{self.max_queue}]"
+                    f" = {birth[-1]} must be below its loss rate {death[-1]} at size max_queue "
+                    f"(sizes above it use these rates)"
+                )
+        return self
+
+    @property
+    def n_queues(self) -> int:
+        """Queues per side (the ``i`` of ``Q_{+-i}``)."""
+        return len(self.limit_rates)
+
+    def death_rates(self, queue: int) -> list[float]:
+        """``lambda^C_i(n) + 1{i = 1} lambda^M(n)``, ``n = 0..K``: the loss rate of queue ``i``
+        in its birth-death law (HLR 2015 section 2.3.1: market orders hit ``Q_{+-1}``)."""
+        cancel = self.cancel_rates[queue - 1]
+        if queue == 1:
+            return [c + m for c, m in zip(cancel, self.market_rates, strict=True)]
+        return list(cancel)
+
+    def invariant_distribution(self, queue: int, tol: float = 1e-13) -> list[float]:
+        """``pi_i(n)``, ``n = 0, 1, ...``: the invariant law of queue ``i`` as a birth-death
+        chain, ``pi_i(n) ~ prod_{j<n} lambda^L_i(j) / (lambda^C_i(j+1) + 1{i=1} lambda^M(j+1))``
+        (HLR 2015 section 2.3.1, Model I), with the rates of ``K`` above ``K``; truncated where
+        the geometric tail left out is below ``tol``."""
+        if not 1 <= queue <= self.n_queues:
+            raise ValueError(f"queue must be in 1..{self.n_queues}, got {queue}")
+        birth = self.limit_rates[queue - 1]
+        death = self.death_rates(queue)
+        K = self.max_queue
+        ratio_tail = birth[K] / death[K] if birth[K] > 0 else 0.0
+        weights = [1.0]
+        n = 0
+        while birth[min(n, K)] > 0:
+            weights.append(weights[-1] * birth[min(n, K)] / death[min(n + 1, K)])
+            n += 1
+            if n >= K and weights[-1] * ratio_tail / (1.0 - ratio_tail) <= tol * sum(weights):
+                break
+        total = sum(weights)
+        return [w / total for w in weights]
+
+
 class MarketParams(_Strict):
-    """The order-flow model of CST 2010 on a tick grid, with its book window and order sizes.
+    """The order-flow model on a tick grid, with its book window and order sizes: CST 2010
+    (``model = "cst"``) or the queue-reactive model of HLR 2015 (``model = "queue_reactive"``,
+    parameters in ``queue_reactive``; ``limit_rates``, ``cancel_rates`` and ``market_rate`` are
+    then unused and may be left out).
 
     ``limit_rates[i-1]`` is ``lambda(i)`` and ``cancel_rates[i-1]`` is ``theta(i)``, ``i`` being
     the distance in ticks from the OPPOSITE best quote (CST 2010 section 1.2). The simulated book
@@ -52,16 +189,24 @@ class MarketParams(_Strict):
     n_levels: int = Field(
         10, ge=2, le=64, description="Levels L per side simulated, counted from the opposite best."
     )
+    model: Literal["cst", "queue_reactive"] = Field(
+        "cst", description="Order-flow model: Cont-Stoikov-Talreja 2010 or HLR 2015 queue-reactive."
+    )
     limit_rates: list[float] = Field(
-        description="lambda(i), i = 1..L: limit-order arrival rate per side at distance i ticks "
-        "from the opposite best (orders per time unit)."
+        default_factory=list,
+        description="CST: lambda(i), i = 1..L: limit-order arrival rate per side at distance i "
+        "ticks from the opposite best (orders per time unit).",
     )
     cancel_rates: list[float] = Field(
-        description="theta(i), i = 1..L: cancellation rate of each resting order at distance i "
-        "ticks from the opposite best (per order per time unit)."
+        default_factory=list,
+        description="CST: theta(i), i = 1..L: cancellation rate of each resting order at distance "
+        "i ticks from the opposite best (per order per time unit).",
     )
     market_rate: float = Field(
-        ge=0, description="mu: market-order arrival rate per side (orders per time unit)."
+        0.0, ge=0, description="CST: mu, market-order arrival rate per side (orders per time unit)."
+    )
+    queue_reactive: QueueReactiveParams | None = Field(
+        None, description="HLR 2015 parameters; required iff model is queue_reactive."
     )
     size_distribution: Literal["unit", "geometric", "discrete"] = Field(
         "unit",
@@ -87,22 +232,31 @@ class MarketParams(_Strict):
         "stationary",
         description="Initial queue sizes (lots) per level i = 1..L from the opposite best, both "
         "sides, one-tick spread; 'stationary' draws level i from Poisson(lambda(i)/theta(i)), the "
-        "stationary law of its birth-death queue (CST 2010 section 1.2, no market orders).",
+        "stationary law of its birth-death queue (CST 2010 section 1.2, no market orders), or "
+        "for queue_reactive queue i from its invariant law (HLR 2015 section 2.3.1).",
     )
 
     @model_validator(mode="after")
     def _check(self) -> MarketParams:
         n = self.n_levels
-        for name in ("limit_rates", "cancel_rates"):
-            values = getattr(self, name)
-            if len(values) != n:
-                raise ValueError(f"{name} must have n_levels = {n} entries, got {len(values)}")
-            if any(not v >= 0 for v in values):
-                raise ValueError(f"{name} must be >= 0, got {values}")
-        if not self.limit_rates[0] > 0:
-            raise ValueError("limit_rates[0] = lambda(1) must be > 0")
-        if any(not v > 0 for v in self.cancel_rates):
-            raise ValueError("cancel_rates must be > 0 (queues must be stable)")
+        if self.model == "cst":
+            self._check_cst()
+        else:
+            qr = self.queue_reactive
+            if qr is None:
+                raise ValueError(
+                    "queue_reactive parameters are required when model is 'queue_reactive'"
+                )
+            if qr.n_queues > n:
+                raise ValueError(
+                    f"queue_reactive.limit_rates has {qr.n_queues} queues; it must be <= "
+                    f"n_levels = {n}"
+                )
+            for name in ("limit_rates", "cancel_rates"):
+                if getattr(self, name) and len(getattr(self, name)) != n:
+                    raise ValueError(f"{name} must be empty or have n_levels = {n} entries")
+        if self.model == "cst" and self.queue_reactive is not None:
+            raise ValueError("queue_reactive parameters are only used with model 'queue_reactive'")
         if self.size_distribution == "discrete":
             probs = self.size_probs
             if not probs or any(not p >= 0 for p in probs) or abs(sum(probs) - 1.0) > 1e-9:
@@ -117,6 +271,22 @@ class MarketParams(_Strict):
             if self.initial_book[0] <= 0:
                 raise ValueError("initial_book[0] (the best queues) must be > 0")
         return self
+
+    def _check_cst(self) -> None:
+        n = self.n_levels
+        for name in ("limit_rates", "cancel_rates", "market_rate"):
+            if name not in self.model_fields_set:
+                raise ValueError(f"{name} is required by model 'cst'")
+        for name in ("limit_rates", "cancel_rates"):
+            values = getattr(self, name)
+            if len(values) != n:
+                raise ValueError(f"{name} must have n_levels = {n} entries, got {len(values)}")
+            if any(not v >= 0 for v in values):
+                raise ValueError(f"{name} must be >= 0, got {values}")
+        if not self.limit_rates[0] > 0:
+            raise ValueError("limit_rates[0] = lambda(1) must be > 0")
+        if any(not v > 0 for v in self.cancel_rates):
+            raise ValueError("cancel_rates must be > 0 (queues must be stable)")
 
     @property
     def mean_size(self) -> float:

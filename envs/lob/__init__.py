@@ -1,7 +1,10 @@
 """The event-driven limit-order-book market (DESIGN.md section 4, ``lob``).
 
-- :mod:`envs.lob.book`: N Cont-Stoikov-Talreja (2010) books as numba arrays, their exact
-  (Gillespie) simulation, and the agent's resting orders (FIFO queue position, queue models);
+- :mod:`envs.lob.book`: N books as numba arrays, their exact (Gillespie) simulation under the
+  Cont-Stoikov-Talreja (2010) or the queue-reactive (Huang-Lehalle-Rosenbaum 2015) order flow,
+  and the agent's resting orders (FIFO queue position, queue models);
+- :mod:`envs.lob.events`: one simulated book's events and book frames in the canonical
+  market-data schema (the kernel's event log);
 - :mod:`envs.lob.validation`: exact model quantities against simulation;
 - :mod:`envs.lob.core`: the agent's quotes, latency, fees, limits and accounting (step kernel);
 - :mod:`envs.lob.config` and :mod:`envs.lob.env`: the typed config and the gymnasium faces.

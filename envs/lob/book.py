@@ -12,6 +12,18 @@ event is exponential with the total rate ``R``, and the event is event ``e`` wit
   lots and ``m`` the mean order size (``theta(i)`` per resting order; ``m = 1`` for unit sizes);
 - market order: rate ``mu``, executed against the best queue (walking levels if larger).
 
+Or (``MarketParams.model = "queue_reactive"``) the queue-reactive order flow of Huang, Lehalle &
+Rosenbaum (2015), "Simulating and analyzing order book data: the queue-reactive model", JASA
+110(509), Model I: queue ``Q_{+-q}``, ``q = 1..K``, at ``p_ref -+ (q - 1/2)`` ticks gains an
+order at rate ``lambda^L_q(n)`` and loses one at rate ``lambda^C_q(n)`` (``n`` its lots, the
+agent's included); each side's best queue receives market orders at rate ``lambda^M(n)``; when
+an event empties ``Q_{+-1}``, ``p_ref`` moves with probability theta and the book is redrawn
+with probability theta_reinit (section 2.3.3; :func:`qr_depleted`). The book arrays are the same
+(distance from the opposite best); ``ist[m, I_REF]`` carries the reference price.
+
+:func:`advance` can also record every change of the others' book (the event log read by
+:mod:`envs.lob.events`) and keep the last market trades (the env's ``trades`` observation).
+
 Layout (per market ``m``; named indices below; units):
 
 - ``book[m, side, i - 1]`` int64, lots resting by OTHER participants at distance ``i`` ticks from
@@ -63,8 +75,15 @@ I_MKT_EXEC = 15  # lots executed by others' market orders
 I_PASSIVE_OTHERS = 16  # others' resting lots consumed by trades
 I_AGENT_MAKER = 17  # lots the agent traded passively
 I_AGENT_TAKER = 18  # lots the agent traded aggressively
-I_MID_MOVES = 19  # changes of the book's mid
-N_ISTATE = 20
+I_MID_MOVES = 19  # changes of the book's mid (queue-reactive: also of the reference price)
+I_REF = 20  # queue-reactive: price of Q_{+1} (ticks); p_ref is half a tick below
+I_QR_K = 21  # queue-reactive: queues per side (0 for CST: fix_best's fallback is then L)
+I_N_TRADES = 22  # market-order trades written to the trade ring so far
+N_ISTATE = 23
+
+# ---- trade ring columns (float64): the market's last trades, one row per price level reached
+TRADE_TIME, TRADE_PRICE, TRADE_SIGNED_SIZE = 0, 1, 2  # time units, ticks, lots (+ buy, - sell)
+N_TRADE_COLS = 3
 
 # ---- fst columns (float64)
 F_TIME, F_CASH, F_FEES, F_PEAK = 0, 1, 2, 3
@@ -86,14 +105,50 @@ SIZE_UNIT, SIZE_GEOMETRIC, SIZE_DISCRETE = 0, 1, 2
 P_L, P_MU, P_SIZE_KIND, P_SIZE_LOGQ, P_MEAN_SIZE, P_N_SIZES = 0, 1, 2, 3, 4, 5
 P_QUEUE_MODEL, P_QUEUE_POWER, P_MAKER_BPS, P_TAKER_BPS, P_TICK, P_LOT = 6, 7, 8, 9, 10, 11
 P_LAMBDA_SUM = 12
+P_MODEL, P_QR_K, P_QR_MAXQ = 13, 14, 15  # order flow; queue-reactive queues and max size
 P_LAMBDA = 16  # 64 entries: lambda(1..L)
 P_THETA = P_LAMBDA + 64  # 64 entries: theta(1..L)
 P_SIZE_CDF = P_THETA + 64  # 32 entries: P(size <= j), j = 1..
 P_ENV = P_SIZE_CDF + 32  # first entry free for the env's own parameters
 N_PARAMS = P_ENV + 32
+# queue-reactive block after the fixed part: theta, theta_reinit, CDF length, (free), then the
+# tables lambda^L (K x (maxq+1)), lambda^C (K x (maxq+1)), lambda^M (maxq+1), invariant CDFs
+P_QR = N_PARAMS
 
-# ---- kernel stop reasons
-STOP_TIME, STOP_EVENTS, STOP_MID = 0, 1, 2
+# ---- order-flow models
+MODEL_CST, MODEL_QR = 0, 1
+
+# ---- kernel stop reasons (STOP_LOG: the event log has no room for another event)
+STOP_TIME, STOP_EVENTS, STOP_MID, STOP_LOG = 0, 1, 2, 3
+
+# ---- event log columns (float64), one row per book change, written by ``advance`` when the log
+# has rows (shape (N, rows, log_width(L))); kinds are the codes of data.schema.EVENT_KINDS
+(LOG_TIME, LOG_KIND, LOG_SIDE, LOG_PRICE, LOG_SIZE, LOG_AGGRESSOR, LOG_SYNTHETIC, LOG_ASK_PX,
+ LOG_BID_PX) = range(9)  # fmt: skip
+LOG_BOOK = 9  # + side * L + (i - 1): lots at distance i from the opposite best, after the row
+KIND_ADD, KIND_CANCEL, KIND_TRADE, KIND_SNAPSHOT = 0, 1, 2, 3
+
+
+def log_width(L: int) -> int:
+    """Columns of an event-log row for ``L`` levels per side."""
+    return LOG_BOOK + 2 * L
+
+
+def log_rows_per_event(L: int) -> int:
+    """Most log rows one market event can write: trades at every level, lots dropped at every
+    level of the other side, and a full redraw (one snapshot row per level)."""
+    return 4 * L + 4
+
+
+def no_event_log(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """An empty event log for ``n`` markets (``advance`` then records nothing)."""
+    return np.zeros((n, 0, LOG_BOOK)), np.zeros(n, np.int64)
+
+
+def no_trade_ring(n: int) -> np.ndarray:
+    """An empty trade ring for ``n`` markets (``advance`` then keeps no trades)."""
+    return np.zeros((n, 0, N_TRADE_COLS))
+
 
 _INV_2_53 = 1.0 / 9007199254740992.0
 
@@ -241,9 +296,18 @@ def shift_side(book, ist, m, side, d, L):
 
 @numba.njit(cache=True)
 def fix_best(book, ist, m, side, L):
-    """Move ``side``'s best outward to its first non-empty level (distance ``L`` if none)."""
+    """Move ``side``'s best outward to its first non-empty level. With none in the window the
+    best goes to distance ``L`` (CST) or, queue-reactive, just beyond its last queue (so that the
+    other side's queues stay inside the window)."""
     s = spread(ist, m)
     j = L
+    k = ist[m, I_QR_K]
+    if k > 0:
+        if side == BID:
+            j = ist[m, I_ASK_PX] - (ist[m, I_REF] - k - 1)
+        else:
+            j = ist[m, I_REF] + k - ist[m, I_BID_PX]
+        j = max(1, min(L, j))
     for i in range(s, L + 1):
         if level_total(book, ist, m, side, i) > 0:
             j = i
@@ -312,8 +376,19 @@ def agent_passive_fill(ist, fst, p, fills, nfill, m, side, size):
     ist[m, I_AREM + side] -= size
     ist[m, I_AGENT_MAKER] += size
     t = fst[m, F_TIME]
-    record_fill(fills, nfill, m, t, px, size, side, 0.0, fee, ist[m, I_AHEAD0 + side],
-                t - fst[m, F_T0 + side])
+    record_fill(
+        fills,
+        nfill,
+        m,
+        t,
+        px,
+        size,
+        side,
+        0.0,
+        fee,
+        ist[m, I_AHEAD0 + side],
+        t - fst[m, F_T0 + side],
+    )
 
 
 @numba.njit(cache=True)
@@ -398,20 +473,444 @@ def limit_arrival(book, ist, rng, p, m, side, i, L):
 
 
 @numba.njit(cache=True)
-def advance(book, ist, fst, rng, p, fills, nfill, m, t_end, max_events, stop_on_mid):
+def log_row(evlog, nlog, book, ist, fst, m, kind, side, px, size, aggressor, synthetic, L):
+    """Append one row to market ``m``'s event log with the book as it is now (caller checks
+    room). ``side`` is BID or ASK; ``aggressor`` +1 buy, -1 sell, 0 none; ``synthetic`` 1.0 for
+    a change made by the simulator, not by an order."""
+    k = nlog[m]
+    row = evlog[m, k]
+    row[LOG_TIME] = fst[m, F_TIME]
+    row[LOG_KIND] = kind
+    row[LOG_SIDE] = 1.0 if side == BID else -1.0
+    row[LOG_PRICE] = px
+    row[LOG_SIZE] = size
+    row[LOG_AGGRESSOR] = aggressor
+    row[LOG_SYNTHETIC] = synthetic
+    row[LOG_ASK_PX] = ist[m, I_ASK_PX]
+    row[LOG_BID_PX] = ist[m, I_BID_PX]
+    for sd in range(2):
+        for j in range(L):
+            row[LOG_BOOK + sd * L + j] = book[m, sd, j]
+    nlog[m] = k + 1
+
+
+@numba.njit(cache=True)
+def level_price(ist, m, side, i):
+    """Price (ticks) of distance ``i`` from the opposite best on ``side``."""
+    return ist[m, I_ASK_PX] - i if side == BID else ist[m, I_BID_PX] + i
+
+
+@numba.njit(cache=True)
+def log_change(
+    evlog, nlog, book, ist, fst, m, kind, side, px, size, aggressor, synthetic, other, ref, L
+):
+    """Log an event on ``side`` and the lots the other side dropped at its window's edge meanwhile
+    (``other``: that side's lots before the event, ``ref``: its reference price then). The
+    dropped lots are ``cancel`` rows flagged synthetic: the window, not an order, removed them.
+    """
+    log_row(evlog, nlog, book, ist, fst, m, kind, side, px, size, aggressor, synthetic, L)
+    o = 1 - side
+    new_ref = ist[m, I_ASK_PX] if o == BID else ist[m, I_BID_PX]
+    if new_ref == ref:
+        return
+    for j in range(L):
+        v = other[j]
+        if v <= 0:
+            continue
+        price = ref - (j + 1) if o == BID else ref + (j + 1)
+        dist = new_ref - price if o == BID else price - new_ref
+        if dist < 1 or dist > L:
+            log_row(evlog, nlog, book, ist, fst, m, KIND_CANCEL, o, price, v, 0, 1.0, L)
+
+
+@numba.njit(cache=True)
+def save_side(book, ist, m, side, out):
+    """Copy ``side``'s lots into ``out``; return its reference price (the opposite best)."""
+    for j in range(out.size):
+        out[j] = book[m, side, j]
+    return ist[m, I_ASK_PX] if side == BID else ist[m, I_BID_PX]
+
+
+# --------------------------------------------------------------------------------------
+# Queue-reactive order flow (Huang, Lehalle & Rosenbaum 2015, Model I and section 2.3.3). The
+# reference price is kept as ``ist[m, I_REF]``, the price of ``Q_{+1}`` (ticks): ``Q_{+q}`` is at
+# ``I_REF + q - 1`` and ``Q_{-q}`` at ``I_REF - q``, so ``p_ref = I_REF - 1/2`` tick.
+
+
+@numba.njit(inline="always", cache=True)
+def qr_offsets(p):
+    """Offsets of the limit, cancel, market and invariant-CDF tables in ``p``."""
+    K = int(p[P_QR_K])
+    w = int(p[P_QR_MAXQ]) + 1
+    lim = P_QR + 4
+    can = lim + K * w
+    mkt = can + K * w
+    cdf = mkt + w
+    return lim, can, mkt, cdf, w
+
+
+@numba.njit(inline="always", cache=True)
+def qr_price(ist, m, side, q):
+    """Price (ticks) of queue ``q`` of ``side`` around the reference price."""
+    return ist[m, I_REF] - q if side == BID else ist[m, I_REF] + q - 1
+
+
+@numba.njit(inline="always", cache=True)
+def price_level(ist, m, side, px):
+    """Distance (ticks) of price ``px`` on ``side`` from the opposite best."""
+    return ist[m, I_ASK_PX] - px if side == BID else px - ist[m, I_BID_PX]
+
+
+@numba.njit(cache=True)
+def qr_draw_queue(rng, m, p, q):
+    """A queue size (lots) from queue ``q``'s invariant law (inversion of its stored CDF)."""
+    cdf = qr_offsets(p)[3]
+    n = int(p[P_QR + 2])
+    base = cdf + (q - 1) * n
+    u = uniform(rng, m)
+    for k in range(n):
+        if u < p[base + k]:
+            return k
+    return n - 1
+
+
+@numba.njit(cache=True)
+def qr_rates(book, ist, p, m, L, rates):
+    """Fill ``rates`` (per side: limit and cancel rate of each queue, then the market-order
+    rate) and return their sum. A queue outside the window, or at or beyond the opposite best
+    (the agent's quote can sit there), gets no events while it is there."""
+    K = int(p[P_QR_K])
+    maxq = int(p[P_QR_MAXQ])
+    lim, can, mkt, _, w = qr_offsets(p)
+    total = 0.0
+    s = spread(ist, m)
+    for side in range(2):
+        base = side * (2 * K + 1)
+        for q in range(1, K + 1):
+            j = price_level(ist, m, side, qr_price(ist, m, side, q))
+            rl = 0.0
+            rc = 0.0
+            if 1 <= j <= L:
+                n = min(level_total(book, ist, m, side, j), maxq)
+                rl = p[lim + (q - 1) * w + n]
+                if book[m, side, j - 1] > 0:
+                    rc = p[can + (q - 1) * w + n]
+            rates[base + 2 * (q - 1)] = rl
+            rates[base + 2 * (q - 1) + 1] = rc
+            total += rl + rc
+        n_best = min(level_total(book, ist, m, side, s), maxq) if s <= L else 0
+        rm = p[mkt + n_best] if n_best > 0 else 0.0
+        rates[base + 2 * K] = rm
+        total += rm
+    return total
+
+
+@numba.njit(cache=True)
+def qr_queue_total(book, ist, p, m, side, q, L):
+    """Lots (the agent's included) in queue ``q`` of ``side``; 0 outside the window."""
+    j = price_level(ist, m, side, qr_price(ist, m, side, q))
+    if 1 <= j <= L:
+        return level_total(book, ist, m, side, j)
+    return 0
+
+
+@numba.njit(cache=True)
+def qr_insert(book, ist, fst, m, side, px, lots, L, evlog, nlog, other, logging):
+    """Others' ``lots`` appear at price ``px`` (a queue drawn by the model); outside the window
+    they are not kept."""
+    j = price_level(ist, m, side, px)
+    if lots <= 0 or j < 1 or j > L:
+        return
+    ref = save_side(book, ist, m, 1 - side, other) if logging else 0
+    book[m, side, j - 1] += lots
+    ist[m, I_ADDED] += lots
+    improve_best(book, ist, m, side, j, L)
+    if logging:
+        log_change(evlog, nlog, book, ist, fst, m, KIND_ADD, side, px, lots, 0, 1.0, other, ref, L)
+
+
+@numba.njit(cache=True)
+def qr_remove(book, ist, fst, m, side, px, L, evlog, nlog, other, logging):
+    """The others' lots at price ``px`` leave the model (their queue left the reference grid)."""
+    j = price_level(ist, m, side, px)
+    if j < 1 or j > L or book[m, side, j - 1] <= 0:
+        return
+    ref = save_side(book, ist, m, 1 - side, other) if logging else 0
+    lots = book[m, side, j - 1]
+    book[m, side, j - 1] = 0
+    ist[m, I_DROPPED] += lots
+    clamp_agent_queue(book, ist, m, side, L)
+    if j == spread(ist, m) and level_total(book, ist, m, side, j) == 0:
+        fix_best(book, ist, m, side, L)
+    if logging:
+        log_change(
+            evlog, nlog, book, ist, fst, m, KIND_CANCEL, side, px, lots, 0, 1.0, other, ref, L
+        )
+
+
+@numba.njit(cache=True)
+def qr_redraw(book, ist, fst, rng, p, m, L, evlog, nlog, logging):
+    """The others' book is redrawn from its invariant law around the reference price: each
+    queue independently (HLR 2015 Model I); nothing rests outside the queues."""
+    K = int(p[P_QR_K])
+    for side in range(2):
+        for j in range(L):
+            ist[m, I_DROPPED] += book[m, side, j]
+            book[m, side, j] = 0
+        clamp_agent_queue(book, ist, m, side, L)
+    fix_best(book, ist, m, BID, L)
+    fix_best(book, ist, m, ASK, L)
+    for q in range(1, K + 1):
+        for side in range(2):
+            lots = qr_draw_queue(rng, m, p, q)
+            j = price_level(ist, m, side, qr_price(ist, m, side, q))
+            if lots > 0 and 1 <= j <= L:
+                book[m, side, j - 1] += lots
+                ist[m, I_ADDED] += lots
+                improve_best(book, ist, m, side, j, L)
+    if logging:
+        for side in range(2):
+            for j in range(1, L + 1):
+                v = book[m, side, j - 1]
+                if v > 0:
+                    log_row(
+                        evlog,
+                        nlog,
+                        book,
+                        ist,
+                        fst,
+                        m,
+                        KIND_SNAPSHOT,
+                        side,
+                        level_price(ist, m, side, j),
+                        v,
+                        0,
+                        1.0,
+                        L,
+                    )
+
+
+@numba.njit(cache=True)
+def qr_depleted(book, ist, fst, rng, p, m, side, L, evlog, nlog, other, logging):
+    """``Q_{+1}`` (``side = ASK``) or ``Q_{-1}`` (BID) was just emptied: with probability theta
+    the reference price moves one tick that way; the emptied queue becomes the other side's
+    first, the queue leaving the grid is removed and the one entering it drawn from its
+    invariant law, or, with probability theta_reinit, the whole book is redrawn (HLR 2015
+    section 2.3.3)."""
+    if not uniform(rng, m) < p[P_QR]:
+        return
+    K = int(p[P_QR_K])
+    step = 1 if side == ASK else -1
+    ref_old = ist[m, I_REF]
+    ist[m, I_REF] = ref_old + step
+    ist[m, I_MID_MOVES] += 1
+    if uniform(rng, m) < p[P_QR + 1]:
+        qr_redraw(book, ist, fst, rng, p, m, L, evlog, nlog, logging)
+        return
+    # the far queue of the side away from the move leaves the grid
+    far = 1 - side
+    qr_remove(
+        book,
+        ist,
+        fst,
+        m,
+        far,
+        ref_old - K if far == BID else ref_old + K - 1,
+        L,
+        evlog,
+        nlog,
+        other,
+        logging,
+    )
+    # a side without volume re-anchors its best to the moved grid (fix_best's fallback)
+    fix_best(book, ist, m, BID, L)
+    fix_best(book, ist, m, ASK, L)
+    lots = qr_draw_queue(rng, m, p, K)
+    qr_insert(
+        book, ist, fst, m, side, qr_price(ist, m, side, K), lots, L, evlog, nlog, other, logging
+    )
+
+
+# --------------------------------------------------------------------------------------
+# Events shared by the two order flows (one market), each logged when ``logging``.
+
+
+@numba.njit(cache=True)
+def do_limit(book, ist, fst, rng, p, m, side, i, L, evlog, nlog, other, logging):
+    """A limit order of others at distance ``i`` from the opposite best on ``side``."""
+    ref = 0
+    n0 = 0
+    if logging:
+        ref = save_side(book, ist, m, 1 - side, other)
+        n0 = book[m, side, i - 1]
+    limit_arrival(book, ist, rng, p, m, side, i, L)
+    if logging:
+        log_change(
+            evlog,
+            nlog,
+            book,
+            ist,
+            fst,
+            m,
+            KIND_ADD,
+            side,
+            level_price(ist, m, side, i),
+            book[m, side, i - 1] - n0,
+            0,
+            0.0,
+            other,
+            ref,
+            L,
+        )
+
+
+@numba.njit(cache=True)
+def do_cancel(book, ist, fst, rng, p, m, side, i, L, evlog, nlog, other, logging):
+    """A cancellation by others at distance ``i`` on ``side``."""
+    ref = 0
+    n0 = 0
+    px = 0
+    if logging:
+        ref = save_side(book, ist, m, 1 - side, other)
+        n0 = book[m, side, i - 1]
+        px = level_price(ist, m, side, i)
+    cancel(book, ist, fst, rng, p, m, side, i, L)
+    if logging:
+        log_change(
+            evlog,
+            nlog,
+            book,
+            ist,
+            fst,
+            m,
+            KIND_CANCEL,
+            side,
+            px,
+            n0 - book[m, side, i - 1],
+            0,
+            0.0,
+            other,
+            ref,
+            L,
+        )
+
+
+@numba.njit(cache=True)
+def keep_trade(trades, ist, fst, m, px, signed_size):
+    """Write a trade to market ``m``'s ring (``trades[m]``, rows reused oldest first)."""
+    size = trades.shape[1]
+    if size == 0:
+        return
+    k = ist[m, I_N_TRADES] % size
+    trades[m, k, TRADE_TIME] = fst[m, F_TIME]
+    trades[m, k, TRADE_PRICE] = px
+    trades[m, k, TRADE_SIGNED_SIZE] = signed_size
+    ist[m, I_N_TRADES] += 1
+
+
+@numba.njit(cache=True)
+def do_market(
+    book, ist, fst, rng, p, fills, nfill, m, side, L, evlog, nlog, other, logging, trades
+):
+    """A market order of others against ``side`` (ASK: a buy), one price level at a time
+    (FIFO within it, as :func:`execute_market`); the part the window cannot fill lapses. Each
+    level's trade goes to the trade ring ``trades`` (when it has rows)."""
+    left = draw_size(rng, m, p)
+    ref = 0
+    while left > 0:
+        s = spread(ist, m)
+        here = level_total(book, ist, m, side, s) if s <= L else 0
+        if here <= 0:
+            break
+        px = level_price(ist, m, side, s)
+        if logging:
+            ref = save_side(book, ist, m, 1 - side, other)
+        done = execute_market(book, ist, fst, p, fills, nfill, m, side, min(left, here), L)
+        left -= done
+        keep_trade(trades, ist, fst, m, px, done if side == ASK else -done)
+        if logging:
+            log_change(
+                evlog,
+                nlog,
+                book,
+                ist,
+                fst,
+                m,
+                KIND_TRADE,
+                side,
+                px,
+                done,
+                1 if side == ASK else -1,
+                0.0,
+                other,
+                ref,
+                L,
+            )
+
+
+@numba.njit(cache=True)
+def advance(
+    book, ist, fst, rng, p, fills, nfill, m, t_end, max_events, stop_on_mid, evlog, nlog, trades
+):
     """Simulate market ``m`` until time ``t_end``, ``max_events`` more events, or (when
     ``stop_on_mid``) the first change of the mid. Returns the STOP_* reason.
 
     Stopping at ``t_end`` discards the pending waiting time; that is exact because the rates are
     constant between events and the exponential law is memoryless.
+
+    The order flow is CST 2010 or, when ``p[P_MODEL]`` is MODEL_QR, the queue-reactive model
+    (HLR 2015; :func:`qr_rates`, :func:`qr_depleted`); the agent's orders are handled alike.
+
+    When ``evlog`` has rows (``(N, rows, log_width(L))``, :func:`no_event_log` otherwise), every
+    change of the others' book is appended to ``evlog[m]`` (``nlog[m]`` rows used): limit orders
+    (``add``), cancellations (``cancel``), one ``trade`` row per price level a market order
+    reaches, each with the book after it; lots dropped at the window's edge and queues the
+    queue-reactive model removes or draws are flagged synthetic, and its redraws are written as
+    ``snapshot`` rows. The simulation stops (STOP_LOG) before an event that might not fit; the
+    caller empties the log and calls again (exact, as for ``t_end``).
+
+    ``trades`` ``(N, R, N_TRADE_COLS)`` keeps each market's last ``R`` market-order trades
+    (:func:`keep_trade`; :func:`no_trade_ring` for none).
     """
+    if p[P_MODEL] == MODEL_QR:
+        return advance_qr(
+            book,
+            ist,
+            fst,
+            rng,
+            p,
+            fills,
+            nfill,
+            m,
+            t_end,
+            max_events,
+            stop_on_mid,
+            evlog,
+            nlog,
+            trades,
+        )
+    return advance_cst(
+        book, ist, fst, rng, p, fills, nfill, m, t_end, max_events, stop_on_mid, evlog, nlog, trades
+    )
+
+
+@numba.njit(cache=True)
+def advance_cst(
+    book, ist, fst, rng, p, fills, nfill, m, t_end, max_events, stop_on_mid, evlog, nlog, trades
+):
+    """:func:`advance` for the CST 2010 order flow."""
     L = int(p[P_L])
     mu = p[P_MU]
     lam_sum = p[P_LAMBDA_SUM]
     inv_mean = 1.0 / p[P_MEAN_SIZE]
     n_events = 0
     mid0 = ist[m, I_ASK_PX] + ist[m, I_BID_PX]
+    logging = evlog.shape[1] > 0
+    other = np.empty(L, np.int64) if logging else book[m, 0, :0]  # no allocation unless logging
+    room = 4 * L + 4  # log_rows_per_event(L)
     while n_events < max_events:
+        if logging and nlog[m] + room > evlog.shape[1]:
+            return STOP_LOG
         c_bid = 0.0
         c_ask = 0.0
         for j in range(L):
@@ -439,13 +938,37 @@ def advance(book, ist, fst, rng, p, fills, nfill, m, t_end, max_events, stop_on_
                 if x < acc:
                     i = j + 1
                     break
-            limit_arrival(book, ist, rng, p, m, side, i, L)
+            if logging:
+                do_limit(book, ist, fst, rng, p, m, side, i, L, evlog, nlog, other, logging)
+            else:
+                limit_arrival(book, ist, rng, p, m, side, i, L)
         else:
             x -= 2.0 * lam_sum
             if x < 2.0 * mu:
                 # a market buy (x < mu) executes against the asks, a sell against the bids
                 side = ASK if x < mu else BID
-                execute_market(book, ist, fst, p, fills, nfill, m, side, draw_size(rng, m, p), L)
+                if logging or trades.shape[1] > 0:
+                    do_market(
+                        book,
+                        ist,
+                        fst,
+                        rng,
+                        p,
+                        fills,
+                        nfill,
+                        m,
+                        side,
+                        L,
+                        evlog,
+                        nlog,
+                        other,
+                        logging,
+                        trades,
+                    )
+                else:
+                    execute_market(
+                        book, ist, fst, p, fills, nfill, m, side, draw_size(rng, m, p), L
+                    )
             else:
                 x -= 2.0 * mu
                 side = BID if x < c_bid else ASK
@@ -466,21 +989,120 @@ def advance(book, ist, fst, rng, p, fills, nfill, m, t_end, max_events, stop_on_
                 if i == 0:
                     i = last  # rounding at the top of the cumulative sum
                 if i > 0:
-                    cancel(book, ist, fst, rng, p, m, side, i, L)
+                    if logging:
+                        do_cancel(
+                            book, ist, fst, rng, p, m, side, i, L, evlog, nlog, other, logging
+                        )
+                    else:
+                        cancel(book, ist, fst, rng, p, m, side, i, L)
         if stop_on_mid and ist[m, I_ASK_PX] + ist[m, I_BID_PX] != mid0:
             return STOP_MID
     return STOP_EVENTS
 
 
-def _simulate_impl(book, ist, fst, rng, p, until, max_events, stop_on_mid, fills, nfill, stops):
+@numba.njit(cache=True)
+def advance_qr(
+    book, ist, fst, rng, p, fills, nfill, m, t_end, max_events, stop_on_mid, evlog, nlog, trades
+):
+    """:func:`advance` for the queue-reactive order flow (HLR 2015)."""
+    L = int(p[P_L])
+    K = int(p[P_QR_K])
+    rates = np.empty(2 * (2 * K + 1))
+    n_events = 0
+    mid0 = ist[m, I_ASK_PX] + ist[m, I_BID_PX]
+    logging = evlog.shape[1] > 0
+    other = np.empty(L, np.int64) if logging else book[m, 0, :0]  # no allocation unless logging
+    room = 4 * L + 4  # log_rows_per_event(L)
+    while n_events < max_events:
+        if logging and nlog[m] + room > evlog.shape[1]:
+            return STOP_LOG
+        total = qr_rates(book, ist, p, m, L, rates)
+        if not total > 0.0:
+            fst[m, F_TIME] = t_end  # nothing can happen any more
+            return STOP_TIME
+        t = fst[m, F_TIME] + exponential(rng, m) / total
+        if t >= t_end:
+            fst[m, F_TIME] = t_end
+            return STOP_TIME
+        fst[m, F_TIME] = t
+        n_events += 1
+        ist[m, I_EVENTS] += 1
+        x = uniform(rng, m) * total
+        # pick the (side, queue, kind) or (side, market) entry of ``rates``
+        k = rates.size - 1
+        acc = 0.0
+        for r in range(rates.size):
+            acc += rates[r]
+            if x < acc:
+                k = r
+                break
+        while rates[k] <= 0.0:  # rounding at the top of the cumulative sum
+            k -= 1
+        side = k // (2 * K + 1)
+        r = k - side * (2 * K + 1)
+        ask1 = qr_queue_total(book, ist, p, m, ASK, 1, L)
+        bid1 = qr_queue_total(book, ist, p, m, BID, 1, L)
+        if r == 2 * K:
+            do_market(
+                book,
+                ist,
+                fst,
+                rng,
+                p,
+                fills,
+                nfill,
+                m,
+                side,
+                L,
+                evlog,
+                nlog,
+                other,
+                logging,
+                trades,
+            )
+        else:
+            q = r // 2 + 1
+            j = price_level(ist, m, side, qr_price(ist, m, side, q))
+            if r % 2 == 0:
+                do_limit(book, ist, fst, rng, p, m, side, j, L, evlog, nlog, other, logging)
+            else:
+                do_cancel(book, ist, fst, rng, p, m, side, j, L, evlog, nlog, other, logging)
+        if r % 2 == 1 or r == 2 * K:
+            if side == ASK and ask1 > 0 and qr_queue_total(book, ist, p, m, ASK, 1, L) == 0:
+                qr_depleted(book, ist, fst, rng, p, m, ASK, L, evlog, nlog, other, logging)
+            elif side == BID and bid1 > 0 and qr_queue_total(book, ist, p, m, BID, 1, L) == 0:
+                qr_depleted(book, ist, fst, rng, p, m, BID, L, evlog, nlog, other, logging)
+        if stop_on_mid and ist[m, I_ASK_PX] + ist[m, I_BID_PX] != mid0:
+            return STOP_MID
+    return STOP_EVENTS
+
+
+def _simulate_impl(
+    book, ist, fst, rng, p, until, max_events, stop_on_mid, fills, nfill, stops, evlog, nlog, trades
+):
     for m in numba.prange(book.shape[0]):
-        stops[m] = advance(book, ist, fst, rng, p, fills, nfill, m, until[m], max_events,
-                           stop_on_mid)
+        stops[m] = advance(
+            book,
+            ist,
+            fst,
+            rng,
+            p,
+            fills,
+            nfill,
+            m,
+            until[m],
+            max_events,
+            stop_on_mid,
+            evlog,
+            nlog,
+            trades,
+        )
 
 
 simulate = numba.njit(cache=True, nogil=True)(_simulate_impl)
 simulate.__doc__ = """Advance every market ``m`` until ``until[m]``, ``max_events`` events or
-(``stop_on_mid``) its first mid change; write the stop reason to ``stops[m]``. Serial."""
+(``stop_on_mid``) its first mid change, logging its events to ``evlog`` when that has rows; write
+the stop reason to ``stops[m]``. Serial."""
 simulate_parallel = numba.njit(cache=True, nogil=True, parallel=True)(_simulate_impl)
 simulate_parallel.__doc__ = "As :func:`simulate`, markets spread over threads with ``prange``."
 
@@ -488,8 +1110,12 @@ simulate_parallel.__doc__ = "As :func:`simulate`, markets spread over threads wi
 @numba.njit(cache=True)
 def init_books(book, ist, fst, rng, p, initial, stationary, px0, mask):
     """Fill the masked markets' books: spread one tick, bid at ``px0``; level ``i`` of each side
-    holds ``initial[i-1]`` lots or (``stationary``) a Poisson(lambda(i)/theta(i)) draw."""
+    holds ``initial[i-1]`` lots or (``stationary``) a Poisson(lambda(i)/theta(i)) draw (CST) or
+    a draw from queue ``i``'s invariant law (queue-reactive, ``i <= K``; the reference price
+    is then the mid, ``Q_{+1}`` at the best ask)."""
     L = int(p[P_L])
+    qr = p[P_MODEL] == MODEL_QR
+    K = int(p[P_QR_K])
     for m in range(book.shape[0]):
         if not mask[m]:
             continue
@@ -497,9 +1123,14 @@ def init_books(book, ist, fst, rng, p, initial, stationary, px0, mask):
         fst[m, :] = 0.0
         ist[m, I_BID_PX] = px0
         ist[m, I_ASK_PX] = px0 + 1
+        if qr:
+            ist[m, I_REF] = px0 + 1
+            ist[m, I_QR_K] = K
         for side in range(2):
             for j in range(L):
-                if stationary:
+                if stationary and qr:
+                    book[m, side, j] = qr_draw_queue(rng, m, p, j + 1) if j < K else 0
+                elif stationary:
                     book[m, side, j] = poisson(rng, m, p[P_LAMBDA + j] / p[P_THETA + j])
                 else:
                     book[m, side, j] = initial[j]
@@ -509,16 +1140,46 @@ def init_books(book, ist, fst, rng, p, initial, stationary, px0, mask):
         ist[m, I_DROPPED] = 0  # the initial book is the normalized one
 
 
-def pack_params(market, queue_model: int = QUEUE_RISK_AVERSE, queue_power: float = 2.0,
-                maker_bps: float = 0.0, taker_bps: float = 0.0) -> np.ndarray:
+def _pack_queue_reactive(qr) -> np.ndarray:
+    """The fixed part (zeros) followed by the queue-reactive block (P_QR)."""
+    K, w = qr.n_queues, qr.max_queue + 1
+    cdfs = [np.cumsum(qr.invariant_distribution(q)) for q in range(1, K + 1)]
+    n_cdf = max(c.size for c in cdfs)
+    p = np.zeros(N_PARAMS + 4 + 2 * K * w + w + K * n_cdf)
+    p[P_MODEL] = MODEL_QR
+    p[P_QR_K] = K
+    p[P_QR_MAXQ] = qr.max_queue
+    p[P_QR], p[P_QR + 1], p[P_QR + 2] = qr.theta, qr.theta_reinit, n_cdf
+    lim, can, mkt, cdf, _ = qr_offsets(p)
+    p[lim:can] = np.asarray(qr.limit_rates, np.float64).ravel()
+    p[can:mkt] = np.asarray(qr.cancel_rates, np.float64).ravel()
+    p[mkt:cdf] = qr.market_rates
+    for q, c in enumerate(cdfs):
+        row = np.ones(n_cdf)
+        row[: c.size] = c
+        row[c.size - 1 :] = 1.0
+        p[cdf + q * n_cdf : cdf + (q + 1) * n_cdf] = row
+    return p
+
+
+def pack_params(
+    market,
+    queue_model: int = QUEUE_RISK_AVERSE,
+    queue_power: float = 2.0,
+    maker_bps: float = 0.0,
+    taker_bps: float = 0.0,
+) -> np.ndarray:
     """The kernel's float64 parameter vector (P_* indices) for a ``MarketParams``."""
-    p = np.zeros(N_PARAMS)
+    qr = market.queue_reactive if market.model == "queue_reactive" else None
+    p = np.zeros(N_PARAMS) if qr is None else _pack_queue_reactive(qr)
     L = market.n_levels
     p[P_L] = L
-    p[P_MU] = market.market_rate
-    p[P_LAMBDA:P_LAMBDA + L] = market.limit_rates
-    p[P_THETA:P_THETA + L] = market.cancel_rates
-    p[P_LAMBDA_SUM] = float(np.sum(market.limit_rates))
+    if qr is None:
+        p[P_MODEL] = MODEL_CST
+        p[P_MU] = market.market_rate
+        p[P_LAMBDA : P_LAMBDA + L] = market.limit_rates
+        p[P_THETA : P_THETA + L] = market.cancel_rates
+        p[P_LAMBDA_SUM] = float(np.sum(market.limit_rates))
     kind = {"unit": SIZE_UNIT, "geometric": SIZE_GEOMETRIC, "discrete": SIZE_DISCRETE}
     p[P_SIZE_KIND] = kind[market.size_distribution]
     p[P_MEAN_SIZE] = market.mean_size
@@ -527,7 +1188,7 @@ def pack_params(market, queue_model: int = QUEUE_RISK_AVERSE, queue_power: float
     if market.size_probs is not None:
         cdf = np.cumsum(market.size_probs)
         cdf[-1] = 1.0
-        p[P_SIZE_CDF:P_SIZE_CDF + cdf.size] = cdf
+        p[P_SIZE_CDF : P_SIZE_CDF + cdf.size] = cdf
         p[P_N_SIZES] = cdf.size
     p[P_QUEUE_MODEL] = queue_model
     p[P_QUEUE_POWER] = queue_power
@@ -550,8 +1211,9 @@ class OrderBooks:
     :param max_fills: rows of the per-market fill log between two reads.
     """
 
-    def __init__(self, market, num_books: int, params: np.ndarray | None = None,
-                 max_fills: int = 64) -> None:
+    def __init__(
+        self, market, num_books: int, params: np.ndarray | None = None, max_fills: int = 64
+    ) -> None:
         if num_books < 1:
             raise ValueError(f"num_books must be >= 1, got {num_books}")
         self.market = market
@@ -565,6 +1227,8 @@ class OrderBooks:
         self.nfill = np.zeros(num_books, np.int64)
         self.stops = np.zeros(num_books, np.int64)
         self.rng = seed_states(None, num_books)
+        self._no_log = no_event_log(num_books)
+        self._no_trades = no_trade_ring(num_books)
 
     def seed(self, seed: int | np.random.SeedSequence | None) -> None:
         """One xoshiro stream per book from ``SeedSequence(seed).spawn(N)``."""
@@ -576,16 +1240,42 @@ class OrderBooks:
         stationary = init == "stationary"
         initial = np.zeros(self.L, np.int64) if stationary else np.asarray(init, np.int64)
         sel = np.ones(self.num_books, np.bool_) if mask is None else np.asarray(mask, np.bool_)
-        init_books(self.book, self.ist, self.fst, self.rng, self.params, initial, stationary,
-                   px0, sel)
+        init_books(
+            self.book, self.ist, self.fst, self.rng, self.params, initial, stationary, px0, sel
+        )
 
-    def simulate(self, until: float | np.ndarray = np.inf, max_events: int = 2**62,
-                 stop_on_mid_move: bool = False, parallel: bool = False) -> np.ndarray:
-        """Advance every book; returns the stop reasons (STOP_*)."""
+    def simulate(
+        self,
+        until: float | np.ndarray = np.inf,
+        max_events: int = 2**62,
+        stop_on_mid_move: bool = False,
+        parallel: bool = False,
+        event_log: tuple[np.ndarray, np.ndarray] | None = None,
+    ) -> np.ndarray:
+        """Advance every book; returns the stop reasons (STOP_*).
+
+        :param event_log: ``(evlog, nlog)`` to record the events in (see :func:`advance`);
+            :mod:`envs.lob.events` reads it.
+        """
         until_arr = np.broadcast_to(np.asarray(until, np.float64), (self.num_books,)).copy()
         kernel = simulate_parallel if parallel else simulate
-        kernel(self.book, self.ist, self.fst, self.rng, self.params, until_arr, max_events,
-               stop_on_mid_move, self.fills, self.nfill, self.stops)
+        evlog, nlog = event_log if event_log is not None else self._no_log
+        kernel(
+            self.book,
+            self.ist,
+            self.fst,
+            self.rng,
+            self.params,
+            until_arr,
+            max_events,
+            stop_on_mid_move,
+            self.fills,
+            self.nfill,
+            self.stops,
+            evlog,
+            nlog,
+            self._no_trades,
+        )
         return self.stops
 
     @property
@@ -608,7 +1298,12 @@ class OrderBooks:
         b = self.book[idx, BID, s - 1].copy()
         for side, arr in ((ASK, a), (BID, b)):
             here = (self.ist[:, I_AREM + side] > 0) & (
-                np.where(side == BID, self.ask_px - self.ist[:, I_APX + BID],
-                         self.ist[:, I_APX + ASK] - self.bid_px) == s)
+                np.where(
+                    side == BID,
+                    self.ask_px - self.ist[:, I_APX + BID],
+                    self.ist[:, I_APX + ASK] - self.bid_px,
+                )
+                == s
+            )
             arr += np.where(here, self.ist[:, I_AREM + side], 0)
         return a, b

@@ -16,9 +16,11 @@ One numba kernel steps ``N`` markets by one decision (DESIGN.md section 4, "The 
    liquidated with a marketable order (``terminal = liquidate``); whatever the simulated window
    cannot absorb stays marked at the mid and is reported.
 
-Observations are snapshots taken during the interval: the book and mid ``feed_latency`` before
-its end, the agent's own state ``response_latency`` before it. Latencies are constant, or
-exponential with those means (entry capped at the interval's end, feed and response at ``dt``).
+Observations are snapshots taken during the interval: the book, mid and recent trades (the
+market orders' fills of the ``dt`` before the snapshot, :func:`snapshot_trades`)
+``feed_latency`` before its end, the agent's own state ``response_latency`` before it.
+Latencies are constant, or exponential with those means (entry capped at the interval's end,
+feed and response at ``dt``).
 The mid used for the action and for marking is the mid of the OTHER participants' best quotes
 (the agent's own quotes excluded, so quoting inside the spread does not drag the reference along).
 
@@ -52,10 +54,12 @@ from envs.lob.book import (
     I_ASK_PX,
     I_BID_PX,
     I_INV,
+    I_N_TRADES,
     I_PASSIVE_OTHERS,
     N_FILL_COLS,
     N_FSTATE,
     N_ISTATE,
+    N_TRADE_COLS,
     P_ENV,
     P_L,
     P_LOT,
@@ -65,6 +69,9 @@ from envs.lob.book import (
     QUEUE_PROB,
     QUEUE_PROB_LOG,
     QUEUE_RISK_AVERSE,
+    TRADE_PRICE,
+    TRADE_SIGNED_SIZE,
+    TRADE_TIME,
     advance,
     agent_level,
     exponential,
@@ -72,6 +79,7 @@ from envs.lob.book import (
     improve_best,
     init_books,
     level_total,
+    no_event_log,
     pack_params,
     record_fill,
     seed_states,
@@ -100,6 +108,13 @@ O_INV, O_TIME, O_MID, O_CASH, O_BOOK = 0, 1, 2, 3, 4
 
 def obs_size(L: int) -> int:
     return O_BOOK + 4 * L + 6
+
+
+N_OBS_TRADES = 8
+"""Market trades in the observation (the most recent first)."""
+(T_SIGNED_SIZE, T_OFFSET, T_AGE) = range(3)  # fmt: skip
+"""Columns of the ``trades`` observation: lots (+ buyer-initiated, - seller-initiated), price
+minus the observed mid (ticks), age at the book snapshot (time units)."""
 
 
 _QUEUE_CODES = {
@@ -210,8 +225,11 @@ def apply_quotes(book, ist, fst, p, fills, nfill, m, target_bid, target_ask, L):
         rem = ist[m, I_AREM + side]
         allowed = tgt != 0 and ((inv + size <= q_max) if side == BID else (inv - size >= -q_max))
         if rem > 0:
-            keep = allowed and ist[m, I_APX + side] == tgt and (
-                (inv + rem <= q_max) if side == BID else (inv - rem >= -q_max))
+            keep = (
+                allowed
+                and ist[m, I_APX + side] == tgt
+                and ((inv + rem <= q_max) if side == BID else (inv - rem >= -q_max))
+            )
             if keep:
                 continue
             cancel_agent(book, ist, m, side, L)
@@ -261,11 +279,53 @@ def snapshot_own(ist, fst, m, L, obs):
 
 
 @numba.njit(cache=True)
+def snapshot_trades(trades, ist, fst, m, mid, window, tobs):
+    """Write the market's trades of the last ``window`` time units, most recent first, as
+    (signed lots, price - ``mid`` in ticks, age); rows without a trade are zeros."""
+    ring = trades.shape[1]
+    count = ist[m, I_N_TRADES]
+    now = fst[m, F_TIME]
+    for k in range(tobs.shape[1]):
+        for c in range(3):
+            tobs[m, k, c] = 0.0
+    k = 0
+    for back in range(min(count, ring)):
+        if k >= tobs.shape[1]:
+            break
+        row = (count - 1 - back) % ring
+        age = now - trades[m, row, TRADE_TIME]
+        if age > window:
+            break
+        tobs[m, k, T_SIGNED_SIZE] = trades[m, row, TRADE_SIGNED_SIZE]
+        tobs[m, k, T_OFFSET] = trades[m, row, TRADE_PRICE] - mid
+        tobs[m, k, T_AGE] = age
+        k += 1
+
+
+@numba.njit(cache=True)
 def value(book, ist, fst, p, m, L):
     return fst[m, F_CASH] + ist[m, I_INV] * others_mid(book, ist, m, L) * p[P_TICK] * p[P_LOT]
 
 
-def _step_impl(action, book, ist, fst, rng, p, step, active, out, done, obs, fills, nfill):
+def _step_impl(
+    action,
+    book,
+    ist,
+    fst,
+    rng,
+    p,
+    step,
+    active,
+    out,
+    done,
+    obs,
+    fills,
+    nfill,
+    evlog,
+    nlog,
+    trades,
+    tobs,
+):
     """Advance each active market by one decision (see the module docstring).
 
     :param action: (N, 2) normalized actions.   :param book: (N, 2, L) int64 others' lots.
@@ -274,6 +334,8 @@ def _step_impl(action, book, ist, fst, rng, p, step, active, out, done, obs, fil
     :param step: (N,) int64 decisions taken.    :param active: (N,) bool, markets to step.
     :param out: (N_OUT, N) float64 outputs.     :param done: (N,) bool terminated.
     :param obs: (N, obs_size(L)) float32.       :param fills, nfill: the fill log (reset here).
+    :param evlog, nlog: the market's event log (:func:`envs.lob.book.advance`; empty: none).
+    :param trades: (N, N_OBS_TRADES, 3) trade ring. :param tobs: (N, N_OBS_TRADES, 3) float32.
     """
     L = int(p[P_L])
     dt = p[E_DT]
@@ -319,7 +381,9 @@ def _step_impl(action, book, ist, fst, rng, p, step, active, out, done, obs, fil
                 t_next = min(t_next, t_resp)
             if not feed_done:
                 t_next = min(t_next, t_feed)
-            advance(book, ist, fst, rng, p, fills, nfill, m, t_next, 2**62, False)
+            advance(
+                book, ist, fst, rng, p, fills, nfill, m, t_next, 2**62, False, evlog, nlog, trades
+            )
             if not placed and t_entry <= t_next:
                 apply_quotes(book, ist, fst, p, fills, nfill, m, px_b, px_a, L)
                 placed = True
@@ -328,6 +392,7 @@ def _step_impl(action, book, ist, fst, rng, p, step, active, out, done, obs, fil
                 resp_done = True
             if not feed_done and t_feed <= t_next:
                 snapshot_market(book, ist, m, L, obs)
+                snapshot_trades(trades, ist, fst, m, obs[m, O_MID], dt, tobs)
                 fst[m, F_OBS_MID] = obs[m, O_MID]
                 feed_done = True
             if placed and resp_done and feed_done and t_next >= t_end:
@@ -351,6 +416,7 @@ def _step_impl(action, book, ist, fst, rng, p, step, active, out, done, obs, fil
             value1 = value(book, ist, fst, p, m, L)
             snapshot_own(ist, fst, m, L, obs)
             snapshot_market(book, ist, m, L, obs)
+            snapshot_trades(trades, ist, fst, m, obs[m, O_MID], dt, tobs)
         q1 = ist[m, I_INV]
         pen = p[E_PHI] * 0.5 * (q0 * q0 + q1 * q1) * dt
         if finished:
@@ -373,7 +439,7 @@ step_kernel_parallel = numba.njit(cache=True, nogil=True, parallel=True)(_step_i
 
 
 @numba.njit(cache=True)
-def reset_kernel(book, ist, fst, rng, p, initial, stationary, px0, q0, mask, obs):
+def reset_kernel(book, ist, fst, rng, p, initial, stationary, px0, q0, mask, obs, tobs):
     """Initial books for the masked markets, the agent flat (``q0`` lots, no orders)."""
     L = int(p[P_L])
     init_books(book, ist, fst, rng, p, initial, stationary, px0, mask)
@@ -387,13 +453,15 @@ def reset_kernel(book, ist, fst, rng, p, initial, stationary, px0, q0, mask, obs
         snapshot_market(book, ist, m, L, obs)
         snapshot_own(ist, fst, m, L, obs)
         obs[m, O_TIME] = p[E_T]
+        tobs[m, :, :] = 0.0
 
 
 def pack_env_params(config: LOBMarketConfig) -> np.ndarray:
     """The packed parameter vector: the market's (:func:`pack_params`) and the env's (E_*)."""
     c = config
-    p = pack_params(c.market, _QUEUE_CODES[c.queue_model], c.queue_power, c.maker_fee_bps,
-                    c.taker_fee_bps)
+    p = pack_params(
+        c.market, _QUEUE_CODES[c.queue_model], c.queue_power, c.maker_fee_bps, c.taker_fee_bps
+    )
     p[E_DEPTH_MIN] = c.depth_min
     p[E_HALF_WIDTH] = 0.5 * (c.depth_max - c.depth_min)
     p[E_DT], p[E_N_STEPS], p[E_T] = c.dt, c.n_steps, c.T
@@ -435,7 +503,10 @@ class LOBMarketCore:
         self.nfill = np.zeros(num_envs, np.int64)
         self.step_count = np.zeros(num_envs, np.int64)
         self.obs = np.zeros((num_envs, obs_size(L)), np.float32)
+        self.trades = np.zeros((num_envs, N_OBS_TRADES, N_TRADE_COLS))
+        self.trades_obs = np.zeros((num_envs, N_OBS_TRADES, 3), np.float32)
         self._all = np.ones(num_envs, np.bool_)
+        self._no_log = no_event_log(num_envs)
         init = config.market.initial_book
         self._stationary = init == "stationary"
         self._initial = np.zeros(L, np.int64) if self._stationary else np.asarray(init, np.int64)
@@ -446,20 +517,50 @@ class LOBMarketCore:
         """One xoshiro256** stream per market from ``SeedSequence(seed).spawn(N)``."""
         self.rng = seed_states(seed, self.num_envs)
 
+    _STATE = ("book", "ist", "fst", "rng", "step_count", "nfill", "fills", "obs", "trades",
+              "trades_obs")  # fmt: skip
+    """The arrays that hold everything the markets' future depends on."""
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """Copies of the state arrays and random streams (for checkpoints)."""
+        return {name: getattr(self, name).copy() for name in self._STATE}
+
+    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+        """Restore :meth:`state_dict` (same ``num_envs`` and config)."""
+        for name in self._STATE:
+            target = getattr(self, name)
+            if state[name].shape != target.shape:
+                raise ValueError(f"state {name!r} of shape {state[name].shape} cannot load into "
+                                 f"{target.shape} (another num_envs or config)")  # fmt: skip
+            target[...] = state[name]
+
     def reset_state(self, mask: np.ndarray | None = None) -> None:
         """Fresh books and a flat agent for the markets selected by ``mask`` (all when None)."""
         sel = self._all if mask is None else np.asarray(mask, np.bool_)
-        reset_kernel(self.book, self.ist, self.fst, self.rng, self.params, self._initial,
-                     self._stationary, self.config.initial_price, self.config.q0, sel, self.obs)
+        reset_kernel(
+            self.book,
+            self.ist,
+            self.fst,
+            self.rng,
+            self.params,
+            self._initial,
+            self._stationary,
+            self.config.initial_price,
+            self.config.q0,
+            sel,
+            self.obs,
+            self.trades_obs,
+        )
         self.step_count[sel] = 0
         self.nfill[sel] = 0
 
     def observe(self) -> dict[str, np.ndarray]:
         """The batched observation (fresh float32 arrays with a leading batch axis)."""
-        return split_obs(self.obs.copy(), self.L)
+        return {**split_obs(self.obs.copy(), self.L), TRADES: self.trades_obs.copy()}
 
-    def step(self, action: np.ndarray, active: np.ndarray | None = None
-             ) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    def step(
+        self, action: np.ndarray, active: np.ndarray | None = None
+    ) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, dict[str, np.ndarray]]:
         """Advance the markets selected by ``active`` (all when None) by one decision."""
         n = self.num_envs
         action = np.asarray(action, np.float64)
@@ -469,9 +570,24 @@ class LOBMarketCore:
             raise ValueError("actions must be finite")
         out = np.empty((N_OUT, n))
         done = np.empty(n, np.bool_)
-        self._kernel(action, self.book, self.ist, self.fst, self.rng, self.params,
-                    self.step_count, self._all if active is None else active, out, done,
-                    self.obs, self.fills, self.nfill)
+        self._kernel(
+            action,
+            self.book,
+            self.ist,
+            self.fst,
+            self.rng,
+            self.params,
+            self.step_count,
+            self._all if active is None else active,
+            out,
+            done,
+            self.obs,
+            self.fills,
+            self.nfill,
+            *self._no_log,
+            self.trades,
+            self.trades_obs,
+        )
         info = {
             "dpnl": out[OUT_DPNL],
             "inventory_penalty": out[OUT_PENALTY],
@@ -488,6 +604,7 @@ class LOBMarketCore:
 
 BOOK = "book"
 ORDERS = "orders"
+TRADES = "trades"
 
 
 def split_obs(flat: np.ndarray, L: int) -> dict[str, np.ndarray]:

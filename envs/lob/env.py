@@ -25,7 +25,7 @@ from envs.lob.book import (
     FILL_WAITED,
 )
 from envs.lob.config import LOBMarketConfig
-from envs.lob.core import BOOK, ORDERS, LOBMarketCore
+from envs.lob.core import BOOK, N_OBS_TRADES, ORDERS, TRADES, LOBMarketCore
 
 FILL_FIELDS = {
     "time": FILL_TIME,
@@ -52,6 +52,7 @@ def observation_space(config: LOBMarketConfig) -> spaces.Dict:
             CASH: spaces.Box(-inf, inf, (1,), np.float32),
             BOOK: spaces.Box(0.0, inf, (L, 2, 2), np.float32),
             ORDERS: spaces.Box(0.0, inf, (2, 3), np.float32),
+            TRADES: spaces.Box(-inf, inf, (N_OBS_TRADES, 3), np.float32),
         }
     )
 
@@ -61,7 +62,12 @@ def _fills_as_records(fills: np.ndarray, n: int) -> list[dict[str, float]]:
 
 
 class LOBMarketEnv(SingleMarketEnv):
-    """Market making in the event-driven Cont-Stoikov-Talreja (2010) order book (one market).
+    """Market making in the event-driven order book (one market).
+
+    ## Market
+    The others' order flow is Cont-Stoikov-Talreja (2010) or the queue-reactive model of
+    Huang, Lehalle & Rosenbaum (2015), by ``config.market.model``
+    (:class:`calibration.params.MarketParams`); the agent's orders work the same in both.
 
     ## Action Space
     ``Box(-1, 1, (2,), float32)``: bid and ask depths in ticks from the mid, mapped affinely
@@ -73,8 +79,11 @@ class LOBMarketEnv(SingleMarketEnv):
     (ticks, the others' best quotes), ``cash`` (currency), ``book`` ``(L, 2, 2)``: level ``k``
     from each best, side (0 bid, 1 ask), (price in ticks, lots incl. the agent's), and
     ``orders`` ``(2, 3)``: the agent's bid and ask (price, remaining lots, lots ahead in the
-    queue; zeros when none). Book and mid are ``feed_latency`` old, the agent's own state
-    ``response_latency`` old.
+    queue; zeros when none), and ``trades`` ``(8, 3)``: the market's last trades (market
+    orders by others, one row per price level reached) in the ``dt`` before the book snapshot,
+    most recent first: signed lots (+ buyer-, - seller-initiated), price minus the observed
+    ``mid`` (ticks), age (time units); zeros where there is none. Book, mid and trades are
+    ``feed_latency`` old, the agent's own state ``response_latency`` old.
 
     ## Rewards
     ``dPnL - phi (q_t^2 + q_{t+1}^2)/2 dt - [end] alpha q_T^2``, marked at the mid; ``dPnL``
@@ -103,7 +112,6 @@ class LOBMarketEnv(SingleMarketEnv):
         out: dict[str, Any] = {k: v[0] for k, v in info.items() if k != "fills"}
         out["fills"] = _fills_as_records(info["fills"][0], int(info["n_fills"][0]))
         return out
-
 
 
 class LOBMarketVectorEnv(BatchedMarketEnv):

@@ -13,6 +13,11 @@ Operations Research 58(3), 549-563, 2010 (CST 2010).
   birth-death chain (birth ``lambda(i)``, death ``theta(i) n``, plus ``mu`` at the best), as in
   CST 2010 section 1.2.
 - the ``simulate_*`` functions estimate the same with the book kernel of :mod:`envs.lob.book`.
+
+For the queue-reactive model (W. Huang, C.-A. Lehalle, M. Rosenbaum, "Simulating and analyzing
+order book data: the queue-reactive model", JASA 110(509), 2015; HLR 2015):
+:func:`invariant_queue_distribution` (the birth-death law of each queue, Model I) and
+:func:`simulate_qr_queue_sizes` (the same queues in simulated books).
 """
 
 from __future__ import annotations
@@ -30,18 +35,22 @@ from envs.lob.book import (
     F_TIME,
     I_ASK_PX,
     I_BID_PX,
+    I_REF,
     N_ISTATE,
     OrderBooks,
 )
 
 
 def _require_unit(params: MarketParams) -> None:
+    if params.model != "cst":
+        raise ValueError(f"the exact CST 2010 quantities need model 'cst', got {params.model!r}")
     if params.size_distribution != "unit":
         raise ValueError("the exact CST 2010 quantities assume unit order sizes")
 
 
-def prob_mid_up_first(a: int, b: int, params: MarketParams, spread: int = 1,
-                      cap: int | None = None) -> float:
+def prob_mid_up_first(
+    a: int, b: int, params: MarketParams, spread: int = 1, cap: int | None = None
+) -> float:
     """P(the mid's next move is up | best ask queue ``a``, best bid queue ``b``, ``spread``).
 
     Chain (CST 2010 section 1.2 restricted to the best quotes): each best queue ``x`` at
@@ -101,8 +110,9 @@ class Estimate(NamedTuple):
     n: int
 
 
-def _books_with_best_queues(a: int, b: int, params: MarketParams, n_paths: int, seed: int,
-                            spread: int = 1) -> OrderBooks:
+def _books_with_best_queues(
+    a: int, b: int, params: MarketParams, n_paths: int, seed: int, spread: int = 1
+) -> OrderBooks:
     books = OrderBooks(params, n_paths)
     books.seed(seed)
     L = params.n_levels
@@ -120,8 +130,9 @@ def _books_with_best_queues(a: int, b: int, params: MarketParams, n_paths: int, 
     return books
 
 
-def simulate_prob_mid_up_first(a: int, b: int, params: MarketParams, n_paths: int, seed: int,
-                               spread: int = 1) -> Estimate:
+def simulate_prob_mid_up_first(
+    a: int, b: int, params: MarketParams, n_paths: int, seed: int, spread: int = 1
+) -> Estimate:
     """The fraction of ``n_paths`` simulated books whose mid first moves up (CST 2010 model).
 
     Each path starts with best queues ``a`` (ask) and ``b`` (bid) at ``spread`` ticks and deeper
@@ -137,8 +148,9 @@ def simulate_prob_mid_up_first(a: int, b: int, params: MarketParams, n_paths: in
     return Estimate(p, float(np.sqrt(max(p * (1 - p), 1e-12) / n_paths)), n_paths)
 
 
-def stationary_queue_distribution(params: MarketParams, level: int, at_best: bool = False,
-                                  n_max: int = 60) -> np.ndarray:
+def stationary_queue_distribution(
+    params: MarketParams, level: int, at_best: bool = False, n_max: int = 60
+) -> np.ndarray:
     """``pi(n)``, ``n = 0..n_max``, of the birth-death queue at distance ``level``.
 
     Birth ``lambda(i)``, death ``theta(i) n`` (+ ``mu`` when ``at_best``): ``pi(n) ~ prod_{k<=n}
@@ -146,6 +158,11 @@ def stationary_queue_distribution(params: MarketParams, level: int, at_best: boo
     Poisson(``lambda(i)/theta(i)``). Exact for a queue whose distance from the opposite best does
     not change; for the moving book it is an approximation (compare with the simulation).
     """
+    if params.model != "cst":
+        raise ValueError(
+            "stationary_queue_distribution is the CST 2010 law; use "
+            "invariant_queue_distribution for the queue-reactive model"
+        )
     lam = params.limit_rates[level - 1]
     theta = params.cancel_rates[level - 1]
     mu = params.market_rate if at_best else 0.0
@@ -155,8 +172,15 @@ def stationary_queue_distribution(params: MarketParams, level: int, at_best: boo
     return pi / pi.sum()
 
 
-def simulate_queue_sizes(params: MarketParams, level: int, n_books: int, t: float, seed: int,
-                         side: int = BID, best: bool = False) -> np.ndarray:
+def simulate_queue_sizes(
+    params: MarketParams,
+    level: int,
+    n_books: int,
+    t: float,
+    seed: int,
+    side: int = BID,
+    best: bool = False,
+) -> np.ndarray:
     """Queue sizes of ``n_books`` independent books at time ``t`` (one sample per book).
 
     :param level: distance from the opposite best (ignored when ``best``).
@@ -172,14 +196,57 @@ def simulate_queue_sizes(params: MarketParams, level: int, n_books: int, t: floa
     return books.book[:, side, level - 1].copy()
 
 
+def invariant_queue_distribution(params: MarketParams, queue: int) -> np.ndarray:
+    """``pi_i(n)``, ``n = 0, 1, ...``: the invariant law of queue ``i`` (``Q_{+-i}``) of the
+    queue-reactive model as a birth-death chain, ``pi_i(n) ~ prod_{j<n} lambda^L_i(j) /
+    (lambda^C_i(j+1) + 1{i=1} lambda^M(j+1))`` (HLR 2015 section 2.3.1, Model I; rates of
+    ``max_queue`` above it), truncated where the tail is below 1e-13. Exact for ``Q_{+-1}`` with
+    unit sizes while the reference price stays (``theta = 0``); deeper queues also receive
+    market orders when the queues before them are empty, which the law leaves out."""
+    qr = params.queue_reactive
+    if params.model != "queue_reactive" or qr is None:
+        raise ValueError(
+            f"invariant_queue_distribution needs model 'queue_reactive', got {params.model!r}"
+        )
+    return np.asarray(qr.invariant_distribution(queue))
+
+
+def simulate_qr_queue_sizes(
+    params: MarketParams, queue: int, n_books: int, t: float, seed: int
+) -> np.ndarray:
+    """Sizes (lots) of queue ``Q_{+-queue}`` of ``n_books`` independent queue-reactive books at
+    time ``t``: ``(n_books, 2)``, bid then ask (one sample per book and side)."""
+    if params.model != "queue_reactive" or params.queue_reactive is None:
+        raise ValueError("simulate_qr_queue_sizes needs model 'queue_reactive'")
+    books = OrderBooks(params, n_books)
+    books.seed(seed)
+    books.reset()
+    books.simulate(until=t)
+    ref = books.ist[:, I_REF]
+    idx = np.arange(n_books)
+    out = np.zeros((n_books, 2), np.int64)
+    L = params.n_levels
+    for col, (side, dist) in enumerate(
+        ((BID, books.ask_px - (ref - queue)), (ASK, ref + queue - 1 - books.bid_px))
+    ):
+        inside = (dist >= 1) & (dist <= L)
+        out[inside, col] = books.book[idx[inside], side, dist[inside] - 1]
+    return out
+
+
 def total_variation(p: np.ndarray, q: np.ndarray) -> float:
     """``sum |p - q| / 2`` over the common support (the shorter array is zero-padded)."""
     n = max(p.size, q.size)
     return 0.5 * float(np.abs(np.pad(p, (0, n - p.size)) - np.pad(q, (0, n - q.size))).sum())
 
 
-def estimate_mid_volatility(params: MarketParams, n_books: int = 2000, horizon: float = 300.0,
-                            interval: float = 5.0, seed: int = 0) -> float:
+def estimate_mid_volatility(
+    params: MarketParams,
+    n_books: int = 2000,
+    horizon: float = 300.0,
+    interval: float = 5.0,
+    seed: int = 0,
+) -> float:
     """Mid volatility (ticks per sqrt(time unit)) from simulated books: the realized variance of
     mid increments over ``interval``, pooled over books and intervals, divided by ``interval``."""
     books = OrderBooks(params, n_books)
@@ -193,9 +260,14 @@ def estimate_mid_volatility(params: MarketParams, n_books: int = 2000, horizon: 
     return float(np.sqrt(np.mean(inc**2) / interval))
 
 
-def estimate_fill_curve(params: MarketParams, depths: np.ndarray, n_books: int = 512,
-                        n_steps: int = 200, dt: float = 1.0, seed: int = 0
-                        ) -> tuple[float, float, np.ndarray]:
+def estimate_fill_curve(
+    params: MarketParams,
+    depths: np.ndarray,
+    n_books: int = 512,
+    n_steps: int = 200,
+    dt: float = 1.0,
+    seed: int = 0,
+) -> tuple[float, float, np.ndarray]:
     """Fit ``A exp(-k delta)`` to simulated fill rates of unit quotes at ``depths`` (ticks).
 
     For each depth, ``n_books`` markets quote a unit bid and ask at that depth from the mid,
@@ -208,9 +280,16 @@ def estimate_fill_curve(params: MarketParams, depths: np.ndarray, n_books: int =
 
     rates = []
     for j, depth in enumerate(depths):
-        cfg = LOBMarketConfig(market=params, T=n_steps * dt, n_steps=n_steps, q_max=10**6,
-                              depth_min=0.0, depth_max=float(params.n_levels - 1),
-                              terminal="mark", queue_model="exact")
+        cfg = LOBMarketConfig(
+            market=params,
+            T=n_steps * dt,
+            n_steps=n_steps,
+            q_max=10**6,
+            depth_min=0.0,
+            depth_max=float(params.n_levels - 1),
+            terminal="mark",
+            queue_model="exact",
+        )
         env = LOBMarketVectorEnv(num_envs=n_books, config=cfg)
         env.reset(seed=seed + j)
         action = env.action_map.to_action(np.full(n_books, depth), np.full(n_books, depth))

@@ -136,8 +136,12 @@ def test_queue_away_from_a_frozen_best_has_the_birth_death_stationary_law():
     stationary. Chi-square goodness of fit at the 1e-3 level."""
     theta = list(TOKYO_CST.cancel_rates)
     params = MarketParams.from_dict(
-        {**TOKYO_CST.to_dict(), "market_rate": 0.0, "cancel_rates": [1e-12, *theta[1:]],
-         "initial_book": [1000] + [0] * (TOKYO_CST.n_levels - 1)}
+        {
+            **TOKYO_CST.to_dict(),
+            "market_rate": 0.0,
+            "cancel_rates": [1e-12, *theta[1:]],
+            "initial_book": [1000] + [0] * (TOKYO_CST.n_levels - 1),
+        }
     )
     books, _ = run_books(params, n=4000, until=25.0, seed=5)
     assert np.all(books.ask_px - books.bid_px == 1)
@@ -216,8 +220,13 @@ def test_the_comparison_can_fail_on_a_wrong_model():
 
 def test_exact_probability_rejects_what_it_does_not_model():
     with pytest.raises(ValueError, match="unit"):
-        prob_mid_up_first(1, 1, MarketParams.from_dict(
-            {**TOKYO_CST.to_dict(), "size_distribution": "geometric", "size_mean": 2.0}))
+        prob_mid_up_first(
+            1,
+            1,
+            MarketParams.from_dict(
+                {**TOKYO_CST.to_dict(), "size_distribution": "geometric", "size_mean": 2.0}
+            ),
+        )
     with pytest.raises(ValueError, match="spread"):
         prob_mid_up_first(1, 1, TOKYO_CST, spread=TOKYO_CST.n_levels + 1)
     with pytest.raises(ValueError, match=">= 1"):
@@ -230,8 +239,7 @@ def test_the_baseline_summaries_in_tokyo_cst_match_a_fresh_simulation():
     from envs.lob.validation import estimate_fill_curve, estimate_mid_volatility
 
     sigma = estimate_mid_volatility(TOKYO_CST, n_books=1000, seed=11)
-    A, k, _ = estimate_fill_curve(TOKYO_CST, np.array([0.5, 1.5, 2.5, 3.5]), n_books=256,
-                                  seed=12)
+    A, k, _ = estimate_fill_curve(TOKYO_CST, np.array([0.5, 1.5, 2.5, 3.5]), n_books=256, seed=12)
     assert sigma == pytest.approx(TOKYO_CST.mid_volatility, rel=0.05)
     assert A == pytest.approx(TOKYO_CST.fill_curve.A, rel=0.1)
     assert k == pytest.approx(TOKYO_CST.fill_curve.k, rel=0.1)

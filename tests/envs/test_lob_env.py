@@ -16,7 +16,7 @@ from agents.base import DepthPolicy
 from agents.baselines import GLFT, AvellanedaStoikov
 from calibration.params import TOKYO_CST
 from envs.layout import OBSERVATION_KEYS
-from envs.lob.book import I_INV
+from envs.lob.book import I_INV, I_MKT_EXEC, I_N_TRADES
 from envs.lob.config import LOBMarketConfig
 from envs.lob.env import LOBMarketEnv, LOBMarketVectorEnv
 
@@ -43,17 +43,44 @@ def test_check_env_passes_on_the_single_market():
 def test_make_and_make_vec_build_the_two_faces():
     env = gymnasium.make(LOB_ID, n_steps=10, T=5.0)
     assert isinstance(env.unwrapped, LOBMarketEnv) and env.unwrapped.config.T == 5.0
-    venv = gymnasium.make_vec(LOB_ID, num_envs=5, vectorization_mode="vector_entry_point",
-                              n_steps=10)
+    venv = gymnasium.make_vec(
+        LOB_ID, num_envs=5, vectorization_mode="vector_entry_point", n_steps=10
+    )
     assert isinstance(venv.unwrapped, LOBMarketVectorEnv)
     obs, _ = venv.reset(seed=0)
     for key in OBSERVATION_KEYS:
         assert obs[key].shape == (5, 1) and obs[key].dtype == np.float32
     assert obs["book"].shape == (5, TOKYO_CST.n_levels, 2, 2)
     assert obs["orders"].shape == (5, 2, 3)
+    assert obs["trades"].shape == (5, 8, 3) and not obs["trades"].any()  # none before a step
     assert venv.single_observation_space.contains({k: v[0] for k, v in obs.items()})
     obs, *_ = venv.step(np.zeros((5, 2), np.float32))
     assert venv.single_observation_space.contains({k: v[0] for k, v in obs.items()})
+
+
+def test_recent_trades_are_the_interval_s_market_orders():
+    """With no feed latency the ``trades`` rows are the market orders' fills of the last dt:
+    their lots add up to the others' executed lots of the step (when fewer than 8 trades)."""
+    n = 64
+    env = LOBMarketVectorEnv(num_envs=n, n_steps=40, T=8.0, depth_min=1.0, depth_max=4.0)
+    obs, _ = env.reset(seed=4)
+    core = env.core
+    checked = 0
+    for _ in range(40):
+        exec0, count0 = core.ist[:, I_MKT_EXEC].copy(), core.ist[:, I_N_TRADES].copy()
+        obs, *_ = env.step(np.zeros((n, 2), np.float32))
+        trades = obs["trades"]
+        live = trades[:, :, 2] > 0
+        assert np.all(trades[:, :, 2] <= 0.2 + 1e-6) and np.all(trades[~live] == 0)
+        assert np.all(np.diff(trades[:, :, 2], axis=1)[live[:, 1:]] >= 0)  # newest first
+        new = core.ist[:, I_N_TRADES] - count0
+        few = new < 8
+        np.testing.assert_array_equal(live.sum(axis=1)[few], new[few])
+        np.testing.assert_array_equal(
+            np.abs(trades[few, :, 0]).sum(axis=1), (core.ist[:, I_MKT_EXEC] - exec0)[few]
+        )
+        checked += int(new[few].sum())
+    assert checked > 50
 
 
 def test_bad_parameters_name_the_field():
@@ -122,8 +149,9 @@ def test_single_market_reproduces_the_batched_market_of_size_one():
 
 
 def test_rewards_add_up_to_the_value_change_minus_penalties():
-    env = LOBMarketVectorEnv(num_envs=16, n_steps=25, T=25.0, phi=0.01, alpha=0.1,
-                             taker_fee_bps=1.0, maker_fee_bps=-0.5)
+    env = LOBMarketVectorEnv(
+        num_envs=16, n_steps=25, T=25.0, phi=0.01, alpha=0.1, taker_fee_bps=1.0, maker_fee_bps=-0.5
+    )
     obs, _ = env.reset(seed=2)
     value0 = obs["cash"][:, 0] + obs["inventory"][:, 0] * obs["mid"][:, 0]
     rng = np.random.default_rng(2)
@@ -175,11 +203,19 @@ def test_baselines_run_with_the_fill_curve_of_the_market_params(policy_kind):
     env = LOBMarketVectorEnv(num_envs=32, config=cfg)
     policy: DepthPolicy
     if policy_kind == "glft":
-        policy = GLFT(market.mid_volatility, market.fill_curve.A, market.fill_curve.k, 0.1,
-                      cfg.T, cfg.q_max, action_map=env.action_map)
+        policy = GLFT(
+            market.mid_volatility,
+            market.fill_curve.A,
+            market.fill_curve.k,
+            0.1,
+            cfg.T,
+            cfg.q_max,
+            action_map=env.action_map,
+        )
     else:
-        policy = AvellanedaStoikov(0.1, market.mid_volatility, market.fill_curve.k, cfg.T,
-                                   action_map=env.action_map)
+        policy = AvellanedaStoikov(
+            0.1, market.mid_volatility, market.fill_curve.k, cfg.T, action_map=env.action_map
+        )
     obs, _ = env.reset(seed=3)
     n_fills = 0
     for _ in range(cfg.n_steps):

@@ -258,8 +258,7 @@ def test_the_observed_book_is_feed_latency_old(feed):
     stale = 0
     for _ in range(19):
         obs, *_ = env.step(np.full((64, 2), 0.5, np.float32))
-        now = np.array([others_mid(env.core.book, env.core.ist, m, env.core.L)
-                        for m in range(64)])
+        now = np.array([others_mid(env.core.book, env.core.ist, m, env.core.L) for m in range(64)])
         stale += int(np.sum(obs["mid"][:, 0] != now))
         best_now = env.core.ist[:, I_BID_PX]
         if feed == 0.0:

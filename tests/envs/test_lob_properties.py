@@ -1,5 +1,6 @@
 """Property-based tests of the order-book market over random order flow and random actions:
-no crossed book, no negative queue, conservation, FIFO under risk_averse, determinism."""
+no crossed book, no negative queue, conservation, FIFO under risk_averse, determinism; for both
+order flows (Cont-Stoikov-Talreja 2010 and the queue-reactive model of HLR 2015)."""
 
 from __future__ import annotations
 
@@ -41,7 +42,7 @@ from envs.lob.env import LOBMarketVectorEnv
 
 SETTINGS = settings(max_examples=25, deadline=None)
 
-market_params = st.builds(
+cst_params = st.builds(
     lambda lam, theta, mu, sizes, mean: MarketParams.from_dict(
         {
             **TOKYO_CST.to_dict(),
@@ -62,6 +63,43 @@ market_params = st.builds(
 )
 
 
+@st.composite
+def qr_params(draw):
+    """Random stable queue-reactive rates: K queues, sizes 0..max_queue, the top size's loss
+    rate above its arrival rate."""
+    k = draw(st.integers(1, 3))
+    max_queue = draw(st.integers(1, 6))
+    rate = st.floats(0.05, 3.0)
+    lim = [draw(st.lists(rate, min_size=max_queue + 1, max_size=max_queue + 1)) for _ in range(k)]
+    can = []
+    for i in range(k):
+        row = [0.0, *draw(st.lists(rate, min_size=max_queue, max_size=max_queue))]
+        row[-1] = max(row[-1], lim[i][-1] + 0.1)
+        can.append(row)
+    mkt = [0.0, *draw(st.lists(st.floats(0.0, 3.0), min_size=max_queue, max_size=max_queue))]
+    sizes = draw(st.sampled_from(["unit", "geometric", "discrete"]))
+    return MarketParams.from_dict(
+        {
+            **TOKYO_CST.to_dict(),
+            "n_levels": 6,
+            "model": "queue_reactive",
+            "limit_rates": [],
+            "cancel_rates": [],
+            "queue_reactive": {
+                "max_queue": max_queue, "limit_rates": lim, "cancel_rates": can,
+                "market_rates": mkt, "theta": draw(st.floats(0.0, 1.0)),
+                "theta_reinit": draw(st.floats(0.0, 1.0)),
+            },
+            "size_distribution": sizes,
+            "size_mean": draw(st.floats(1.0, 4.0)),
+            "size_probs": [0.6, 0.3, 0.1] if sizes == "discrete" else None,
+        }
+    )  # fmt: skip
+
+
+market_params = st.one_of(cst_params, qr_params())
+
+
 def check_book(book, ist, L):
     assert np.all(book >= 0), "negative queue"
     assert np.all(ist[:, I_ASK_PX] > ist[:, I_BID_PX]), "crossed book"
@@ -69,8 +107,11 @@ def check_book(book, ist, L):
     for side in (BID, ASK):
         live = ist[:, I_AREM + side] > 0
         assert np.all(ist[:, I_AHEAD + side] >= 0)
-        dist = np.where(side == BID, ist[:, I_ASK_PX] - ist[:, I_APX + BID],
-                        ist[:, I_APX + ASK] - ist[:, I_BID_PX])
+        dist = np.where(
+            side == BID,
+            ist[:, I_ASK_PX] - ist[:, I_APX + BID],
+            ist[:, I_APX + ASK] - ist[:, I_BID_PX],
+        )
         assert np.all(dist[live] >= 1), "the agent's order crosses the book"
         inside = live & (dist <= L)
         rows = np.nonzero(inside)[0]
@@ -97,13 +138,23 @@ def test_random_order_flow_keeps_the_book_sound_and_conserves_volume(params, see
 
 
 env_configs = st.builds(
-    lambda params, queue, size, lat, lat_dist, maker, taker, q_max, terminal, feed: (
-        LOBMarketConfig(
-            market=params, T=15.0, n_steps=15, queue_model=queue, order_size=size,
-            entry_latency=lat, latency_distribution=lat_dist, maker_fee_bps=maker,
-            taker_fee_bps=taker, q_max=q_max, terminal=terminal, feed_latency=feed,
-            response_latency=feed / 2, depth_min=-2.0, depth_max=4.0, max_fills=4096,
-        )
+    lambda params, queue, size, lat, lat_dist, maker, taker, q_max, terminal, feed: LOBMarketConfig(
+        market=params,
+        T=15.0,
+        n_steps=15,
+        queue_model=queue,
+        order_size=size,
+        entry_latency=lat,
+        latency_distribution=lat_dist,
+        maker_fee_bps=maker,
+        taker_fee_bps=taker,
+        q_max=q_max,
+        terminal=terminal,
+        feed_latency=feed,
+        response_latency=feed / 2,
+        depth_min=-2.0,
+        depth_max=4.0,
+        max_fills=4096,
     ),
     params=market_params,
     queue=st.sampled_from(["risk_averse", "prob", "prob_log", "exact"]),
@@ -142,19 +193,23 @@ def test_random_actions_conserve_cash_shares_and_keep_the_book_sound(config, see
             assert core.ist[m, I_INV] - inv0[m] == signed.sum()
             flow = -(signed * rows[:, FILL_PRICE]).sum() * tick_lot - rows[:, FILL_FEE].sum()
             np.testing.assert_allclose(core.fst[m, F_CASH] - cash0[m], flow, rtol=0, atol=1e-6)
-            fee_bps = np.where(rows[:, FILL_TAKER] > 0, config.taker_fee_bps,
-                               config.maker_fee_bps)
+            fee_bps = np.where(rows[:, FILL_TAKER] > 0, config.taker_fee_bps, config.maker_fee_bps)
             np.testing.assert_allclose(
                 rows[:, FILL_FEE],
-                fee_bps * 1e-4 * rows[:, FILL_PRICE] * rows[:, FILL_SIZE] * tick_lot, atol=1e-9,
+                fee_bps * 1e-4 * rows[:, FILL_PRICE] * rows[:, FILL_SIZE] * tick_lot,
+                atol=1e-9,
             )
-        np.testing.assert_allclose(info["fees"], [
-            info["fills"][m, : info["n_fills"][m], FILL_FEE].sum() for m in range(n)], atol=1e-9)
+        np.testing.assert_allclose(
+            info["fees"],
+            [info["fills"][m, : info["n_fills"][m], FILL_FEE].sum() for m in range(n)],
+            atol=1e-9,
+        )
     assert term.all()
     ist = core.ist
     # every trade has a buyer and a seller: aggressive lots = passive lots
-    np.testing.assert_array_equal(ist[:, I_MKT_EXEC] + ist[:, I_AGENT_TAKER],
-                                  ist[:, I_PASSIVE_OTHERS] + ist[:, I_AGENT_MAKER])
+    np.testing.assert_array_equal(
+        ist[:, I_MKT_EXEC] + ist[:, I_AGENT_TAKER], ist[:, I_PASSIVE_OTHERS] + ist[:, I_AGENT_MAKER]
+    )
     np.testing.assert_array_equal(
         core.book.sum(axis=(1, 2)),
         initial + ist[:, I_ADDED] - ist[:, I_CANCELLED] - ist[:, I_DROPPED]
