@@ -1,10 +1,13 @@
 """Build a :class:`~agents.base.Policy` from its config and the market it trades in.
 
-Model parameters the policies share with the market (sigma, A, k, T, q_max) are read from
-the market's config, never copied into the policy's: one source for each number.
+Model parameters the policies share with the market (sigma, A, k, T, q_max, phi, alpha) are
+read from the market's config, never copied into the policy's: one source for each number.
+:func:`model_parameters` is the one place that says where each comes from in each market.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from agents.base import Policy
 from agents.baselines import (
@@ -23,22 +26,141 @@ from configs.schema import (
     CarteaJaimungalConfig,
     FixedSpreadConfig,
     GLFTConfig,
+    LOBMarketConfig,
     PolicyConfig,
+    ReplayMarket,
     SymmetricSpreadConfig,
     policy_label,
 )
 from envs.layout import DepthActionMap
 
 
+@dataclass(frozen=True)
+class ModelParameters:
+    """The Avellaneda-Stoikov / GLFT / Cartea-Jaimungal model of a market, in its price unit.
+
+    Quotes are depths from the mid in the market's price unit (currency for the analytic
+    market, ticks for the order book), so every parameter is expressed in that unit.
+
+    :param sigma: mid volatility (price units / sqrt(time unit)).
+    :param A: fill intensity of a quote at the mid (fills / time unit).
+    :param k: decay of the fill intensity with depth (1 / price unit).
+    :param T: horizon (time units).
+    :param q_max: inventory bound (lots).
+    :param phi: running inventory penalty (price units / lot^2 / time unit).
+    :param alpha: terminal inventory penalty (price units / lot^2).
+    :param unit_orders: whether every quote is for one lot (the models' inventory grid).
+    :param currency_per_unit: currency value of one price unit on one lot (1 for the analytic
+        market, ``tick_size * lot_size`` for the order book); penalties in currency are
+        divided by it.
+    """
+
+    sigma: float
+    A: float
+    k: float
+    T: float
+    q_max: int
+    phi: float
+    alpha: float
+    unit_orders: bool = True
+    currency_per_unit: float = 1.0
+
+
+def model_parameters(
+    market: AnalyticMarketConfig | LOBMarketConfig | ReplayMarket,
+) -> ModelParameters:
+    """The model parameters of ``market``.
+
+    Analytic market: its own ``sigma, A, k`` (it is that model). Order book: ``A, k`` from
+    ``market.fill_curve`` and ``sigma`` from ``market.mid_volatility`` (summaries of the
+    Cont-Stoikov-Talreja 2010 order flow, in ticks), ``T`` and ``q_max`` from the market, and
+    the penalties converted from currency to ticks (divided by ``tick_size * lot_size``, the
+    currency value of one tick on one lot), since the policies' depths are in ticks.
+    Replay: ``A, k, sigma`` likewise from the calibrated ``market.market_params`` of the
+    recorded day (in ticks of the tape, checked), the penalties divided by the tape's
+    ``tick_size * lot_size`` (the replayed orders are in the feed's lots).
+
+    :raises ValueError: a replay without ``market_params``, or whose calibration's tick is not
+        the tape's.
+    """
+    if isinstance(market, AnalyticMarketConfig):
+        m = market
+        return ModelParameters(m.sigma, m.A, m.k, m.T, m.q_max, m.phi, m.alpha)
+    if isinstance(market, LOBMarketConfig):
+        flow = market.market
+        tick_value = flow.tick_size * flow.lot_size
+        return ModelParameters(
+            sigma=flow.mid_volatility,
+            A=flow.fill_curve.A,
+            k=flow.fill_curve.k,
+            T=market.T,
+            q_max=market.q_max,
+            phi=market.phi / tick_value,
+            alpha=market.alpha / tick_value,
+            unit_orders=market.order_size == 1,
+            currency_per_unit=tick_value,
+        )
+    if isinstance(market, ReplayMarket):
+        return _replay_parameters(market)
+    raise TypeError(f"no model parameters for market config {type(market).__name__}")
+
+
+def _replay_parameters(market: ReplayMarket) -> ModelParameters:
+    from envs.replay.tape import load_tape  # cached per process: the env shares this tape
+
+    flow = market.market_params
+    if flow is None:
+        raise ValueError(
+            "market.market_params: the replay's baselines take A, k and sigma from the "
+            "calibrated model of the recorded day; set it (e.g. configs/markets/<day>.yaml)"
+        )
+    spec = load_tape(market.data_paths(), market.format, market.binance_market, market.symbol,
+                     market.levels).spec  # fmt: skip
+    if abs(flow.tick_size - spec.tick_size) > 1e-12 * spec.tick_size:
+        raise ValueError(
+            f"market.market_params.tick_size ({flow.tick_size}) is not the tape's tick "
+            f"({spec.tick_size}): A, k and sigma would be in other units than the quotes"
+        )
+    tick_value = spec.tick_size * spec.lot_size
+    return ModelParameters(
+        sigma=flow.mid_volatility,
+        A=flow.fill_curve.A,
+        k=flow.fill_curve.k,
+        T=market.T,
+        q_max=market.q_max,
+        phi=market.phi / tick_value,
+        alpha=market.alpha / tick_value,
+        unit_orders=market.order_size == 1,
+        currency_per_unit=tick_value,
+    )
+
+
 def make_policy(
-    config: PolicyConfig, market: AnalyticMarketConfig, action_map: DepthActionMap
+    config: PolicyConfig,
+    market: AnalyticMarketConfig | LOBMarketConfig | ReplayMarket,
+    action_map: DepthActionMap,
 ) -> Policy:
-    """The policy ``config`` describes, for ``market``, acting through ``action_map``."""
-    m = market
+    """The policy ``config`` describes, for ``market`` (any kind), acting through ``action_map``.
+
+    :raises ValueError: for a GLFT or Cartea-Jaimungal policy in an order-book market whose
+        quotes are not unit orders (their optimum lives on a grid of one-lot steps), or a
+        model-based policy in a replay without ``market_params``.
+    """
     policy: Policy
-    if isinstance(config, FixedSpreadConfig):
+    if isinstance(config, FixedSpreadConfig):  # needs no model of the market
         policy = FixedSpread(config.half_spread, config.skew, action_map=action_map)
-    elif isinstance(config, AvellanedaStoikovConfig):
+        policy.name = policy_label(config)
+        return policy
+    m = model_parameters(market)
+    on_grid = isinstance(config, CarteaJaimungalConfig) or (
+        isinstance(config, GLFTConfig) and not config.asymptotic
+    )
+    if on_grid and not m.unit_orders:
+        raise ValueError(
+            f"policy {policy_label(config)!r}: the exact {config.kind} quotes assume unit "
+            "orders (inventory on a one-lot grid); set market.order_size: 1"
+        )
+    if isinstance(config, AvellanedaStoikovConfig):
         policy = AvellanedaStoikov(config.gamma, m.sigma, m.k, m.T, action_map=action_map)
     elif isinstance(config, AvellanedaStoikovInfiniteConfig):
         policy = AvellanedaStoikovInfinite(
@@ -51,8 +173,9 @@ def make_policy(
         glft_class = GLFTAsymptotic if config.asymptotic else GLFT
         policy = glft_class(m.sigma, m.A, m.k, config.gamma, m.T, m.q_max, action_map=action_map)
     elif isinstance(config, CarteaJaimungalConfig):
-        phi = m.phi if config.phi is None else config.phi
-        alpha = m.alpha if config.alpha is None else config.alpha
+        # the policy's penalties are in the market's reward currency, like the market's own
+        phi = m.phi if config.phi is None else config.phi / m.currency_per_unit
+        alpha = m.alpha if config.alpha is None else config.alpha / m.currency_per_unit
         policy = CarteaJaimungal(m.sigma, m.A, m.k, phi, alpha, m.T, m.q_max, action_map=action_map)
     else:  # pragma: no cover - the config union and this function are kept in step by tests
         raise TypeError(f"no policy for config {type(config).__name__}")

@@ -11,11 +11,13 @@ and a config with ``market.sigma: -1`` fail with the same message.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+import math
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
 
 from calibration.params import TOKYO_CST, MarketParams
+from envs.replay.config import ReplayMarketConfig
 
 
 class StrictModel(BaseModel):
@@ -87,6 +89,11 @@ class AnalyticMarketConfig(StrictModel):
         gt=0,
         description="Kill switch: an episode terminates when mark-to-market PnL falls this far "
         "below its running maximum (price units); None disables it.",
+    )
+    stress: StressScenario | None = Field(
+        None,
+        description="Stress scenario acting inside its time window (configs/stress/); None: "
+        "the unstressed market.",
     )
 
     @model_validator(mode="after")
@@ -210,8 +217,29 @@ def _market_kind(value: Any) -> str:
     return str(getattr(value, "kind", "analytic"))
 
 
+class ReplayMarket(ReplayMarketConfig):
+    """The historical replay (``envs.replay``, DESIGN.md section 4) with the calibrated model of
+    the recorded day, from which the baselines take their parameters (one source per number).
+
+    In a YAML config, ``path`` may be relative to the shared data folder ($MM_DATA_DIR or
+    ``../shared/data``) and ``market_params`` may be the path of a ``MarketParams`` YAML
+    (``configs/markets/*.yaml``, written by ``calibration.fit``); :mod:`experiments.config`
+    resolves both.
+    """
+
+    market_params: MarketParams | None = Field(
+        None,
+        description="Calibrated model of the recorded day (calibration.params.MarketParams): "
+        "the fill curve A exp(-k delta) (fills/s, 1/tick) and the mid volatility "
+        "(ticks/sqrt(s)) of the Avellaneda-Stoikov / GLFT / Cartea-Jaimungal baselines; None "
+        "when only policies without a model run (fixed spread, SAC).",
+    )
+
+
 MarketConfig = Annotated[
-    Annotated[AnalyticMarketConfig, Tag("analytic")] | Annotated[LOBMarketConfig, Tag("lob")],
+    Annotated[AnalyticMarketConfig, Tag("analytic")]
+    | Annotated[LOBMarketConfig, Tag("lob")]
+    | Annotated[ReplayMarket, Tag("replay")],
     Discriminator(_market_kind),
 ]
 
@@ -316,6 +344,15 @@ class SACConfig(StrictModel):
         "is the undiscounted episode reward.",
     )
     tau: float = Field(0.005, gt=0, le=1, description="Polyak rate of the target critics.")
+    actor_averaging: float | None = Field(
+        None,
+        gt=0,
+        le=1,
+        description="Polyak rate of an averaged copy of the actor, updated with every step "
+        "(avg <- rate actor + (1 - rate) avg). Deterministic actions (validation, the best "
+        "and exported policy) then come from it, smoothing the noise of the SGD iterates; "
+        "exploration keeps the live actor. None: the live actor everywhere.",
+    )
     actor_lr: float = Field(3e-4, gt=0, description="Actor learning rate (Adam).")
     critic_lr: float = Field(3e-4, gt=0, description="Critic learning rate (Adam).")
     alpha_lr: float = Field(3e-4, gt=0, description="Entropy temperature learning rate (Adam).")
@@ -370,12 +407,14 @@ class TrainingConfig(StrictModel):
         0,
         ge=0,
         description="Exploring starts for the training markets only: initial inventories drawn "
-        "uniformly within +-explore_inventory lots of the market's q0 (market.q0_range).",
+        "uniformly within +-explore_inventory lots of the market's q0 (market.q0_range; "
+        "analytic market only).",
     )
     explore_time: bool = Field(
         False,
         description="Exploring starts for the training markets only: episodes start at a "
-        "uniformly drawn decision (market.random_start). Evaluation always starts at t = 0.",
+        "uniformly drawn decision (market.random_start; analytic market only). Evaluation "
+        "always starts at t = 0.",
     )
     keep_best: bool = Field(
         True,
@@ -397,6 +436,38 @@ class EvaluationConfig(StrictModel):
         1000, ge=2, description="Episodes per policy (one batched env of this size)."
     )
     confidence: float = Field(0.95, gt=0, lt=1, description="Confidence level of the intervals.")
+
+
+class BacktestConfig(StrictModel):
+    """How ``experiments.backtest`` cuts a recorded day (``market.kind: replay``) and scores it.
+
+    The day is replayed as ``windows`` consecutive episodes of ``market.n_steps x market.dt``
+    seconds from ``market.start`` (each liquidated at its end); every policy replays the same
+    windows, and its metrics are those of the windows laid end to end (one trading session).
+    """
+
+    windows: int | None = Field(
+        None,
+        ge=1,
+        description="Consecutive episodes replayed; None: as many as fit in the tape after "
+        "market.start.",
+    )
+    capital: float = Field(
+        10_000.0,
+        gt=0,
+        description="Capital base C of the returns dPnL / C (currency): Sharpe, VaR, ES, "
+        "drawdown fraction (evaluation.metrics).",
+    )
+    calendar: Literal["equities", "crypto"] = Field(
+        "equities",
+        description="Annualization calendar: 252 sessions of 6.5 h (equities) or 365 days of "
+        "24 h (crypto) (evaluation.metrics.SECONDS_PER_YEAR).",
+    )
+    markout_horizons: list[float] = Field(
+        default_factory=lambda: [1.0, 5.0, 10.0, 60.0],
+        min_length=1,
+        description="Mark-out horizons (seconds); the largest gives the realized spread.",
+    )
 
 
 class TrackingConfig(StrictModel):
@@ -422,6 +493,7 @@ class ExperimentConfig(StrictModel):
     agent: SACConfig = Field(default_factory=SACConfig)
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
+    backtest: BacktestConfig = Field(default_factory=BacktestConfig)
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
 
     @model_validator(mode="after")
@@ -440,3 +512,182 @@ class ExperimentConfig(StrictModel):
 def policy_label(policy: _PolicyBase) -> str:
     """The policy's display name: its ``label`` or, by default, its ``kind``."""
     return policy.label or str(policy.kind)  # type: ignore[attr-defined]
+
+
+# ------------------------------------------------------------------------ stress scenarios
+StressMarket = Literal["analytic", "lob"]
+
+
+class _Shock(StrictModel):
+    """Base of the typed perturbations; ``MARKETS`` lists the markets where one has a meaning."""
+
+    MARKETS: ClassVar[frozenset[str]] = frozenset({"analytic", "lob"})
+
+
+class VolatilityShock(_Shock):
+    """Volatility spike: the mid's volatility times ``factor`` inside the window.
+
+    Analytic: ``sigma -> factor * sigma``. Order book: every order-flow rate times
+    ``factor^2`` (the book's clock runs faster; the mid variance per time unit scales with the
+    event rate, Cont & de Larrard 2013).
+    """
+
+    factor: float = Field(gt=0, description="Multiplier of the volatility (dimensionless).")
+
+
+class FillIntensityShock(_Shock):
+    """More or fewer counterparties: the arrival rate of the orders that fill the agent's quotes
+    times ``factor`` on ``side``.
+
+    Analytic: ``A -> factor * A`` for the bid and/or ask quote (a liquidity drought is
+    ``factor < 1``). Order book: the market-order rate hitting that side (sell market orders hit
+    the bid) times ``factor``.
+    """
+
+    factor: float = Field(ge=0, description="Multiplier of the fill intensity (dimensionless).")
+    side: Literal["both", "bid", "ask"] = Field(
+        "both", description="Which of the agent's quotes the change applies to."
+    )
+
+
+class FillDecayShock(_Shock):
+    """Fills fall off faster (``factor > 1``) or slower with depth: ``k -> factor * k``.
+
+    Analytic market only: the order book's fills come from its queues, not from a decay law.
+    """
+
+    MARKETS: ClassVar[frozenset[str]] = frozenset({"analytic"})
+    factor: float = Field(gt=0, description="Multiplier of k (dimensionless).")
+
+
+class DriftShock(_Shock):
+    """A trend of the mid inside the window: ``drift -> drift + rate`` (price units per time
+    unit; with ``unit: sigma``, ``rate`` is in multiples of the market's ``sigma``).
+
+    Analytic market only. There fills do not depend on the coming mid moves, so the honest
+    form of one-sided toxic flow is a drift: the mid trends against the inventory the flow
+    leaves the agent with. In the order book the trend should come from the flow itself
+    (:class:`FillIntensityShock` on one side).
+    """
+
+    MARKETS: ClassVar[frozenset[str]] = frozenset({"analytic"})
+    rate: float = Field(description="Added drift (price units, or sigmas, per time unit).")
+    unit: Literal["price", "sigma"] = Field(
+        "price", description="rate in price units, or in multiples of the market's sigma."
+    )
+
+
+class JumpShock(_Shock):
+    """Flash crash: the mid jumps by ``size`` during the window's first step and, with
+    ``revert``, jumps back during its last step (the mid is displaced by ``size`` at the
+    decisions strictly inside the window and back at its end).
+
+    Analytic: added to the mid increment (price units; with ``unit: sigma``, ``size`` is in
+    multiples of ``sigma``, the mid's standard deviation over one time unit). Order book: the
+    book shifted by ``size`` ticks (a sweep of the side it falls through).
+    """
+
+    size: float = Field(description="Jump of the mid (price units or sigmas; ticks in the book).")
+    unit: Literal["price", "sigma"] = Field(
+        "price", description="size in price units, or in multiples of the market's sigma."
+    )
+    revert: bool = Field(False, description="Jump back by -size during the window's last step.")
+
+
+class LatencyShock(_Shock):
+    """Latency shock: the agent's entry, feed and response latencies ``x factor + add``.
+
+    Order book only: in the analytic market decisions act instantly, so latency has no meaning.
+    """
+
+    MARKETS: ClassVar[frozenset[str]] = frozenset({"lob"})
+    factor: float = Field(1.0, ge=1, description="Multiplier of the three latencies.")
+    add: float = Field(0.0, ge=0, description="Added to the three latencies (time units).")
+
+
+class StressPerturbations(StrictModel):
+    """The perturbations a scenario applies inside its window, keyed by kind (at least one)."""
+
+    volatility: VolatilityShock | None = None
+    fill_intensity: FillIntensityShock | None = None
+    fill_decay: FillDecayShock | None = None
+    drift: DriftShock | None = None
+    jump: JumpShock | None = None
+    latency: LatencyShock | None = None
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> StressPerturbations:
+        if not self.active():
+            kinds = ", ".join(type(self).model_fields)
+            raise ValueError(f"a scenario needs at least one perturbation among: {kinds}")
+        return self
+
+    def active(self) -> dict[str, _Shock]:
+        """The perturbations that are set, by kind."""
+        return {k: v for k in type(self).model_fields if (v := getattr(self, k)) is not None}
+
+
+class StressWindow(StrictModel):
+    """The time window ``[start, end)`` in which a scenario acts.
+
+    ``unit: fraction`` reads the bounds as fractions of the horizon ``T``; ``time`` in the
+    market's time units. A step (from decision ``t`` to ``t + 1``) is in the window when its
+    start time ``t dt`` is.
+    """
+
+    start: float = Field(ge=0, description="Window start (fraction of T, or time units).")
+    end: float = Field(gt=0, description="Window end, excluded (fraction of T, or time units).")
+    unit: Literal["fraction", "time"] = Field("fraction", description="Unit of start and end.")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> StressWindow:
+        if not self.end > self.start:
+            raise ValueError(f"window: end ({self.end}) must exceed start ({self.start})")
+        if self.unit == "fraction" and self.end > 1:
+            raise ValueError(f"window: end ({self.end}) is a fraction of the horizon: at most 1")
+        return self
+
+    def steps(self, n_steps: int, T: float) -> tuple[int, int]:
+        """First step in the window and first step after it (``0 <= first < stop <= n_steps``).
+
+        :raises ValueError: when the window holds no step of the grid ``t dt``, ``dt = T /
+            n_steps``, or starts beyond the horizon.
+        """
+        scale = 1.0 if self.unit == "fraction" else 1.0 / T
+        # steps whose start time t / n_steps (in fractions of T) lies in [start, end)
+        first, stop = (
+            min(math.ceil(x * scale * n_steps - 1e-9), n_steps) for x in (self.start, self.end)
+        )
+        if stop <= first:
+            raise ValueError(
+                f"window [{self.start}, {self.end}) ({self.unit}) holds no decision step of a "
+                f"grid of {n_steps} steps over T = {T}"
+            )
+        return first, stop
+
+
+class StressScenario(StrictModel):
+    """A stress scenario (DESIGN.md section 7): perturbations of the market acting in a window.
+
+    ``markets`` declares where the scenario has a meaning; each perturbation must have one in
+    each of them.
+    """
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", description="Name (metric keys, tables).")
+    description: str = Field("", description="What the scenario represents and its magnitudes.")
+    markets: list[StressMarket] = Field(
+        min_length=1, description="Markets the scenario applies to (analytic, lob)."
+    )
+    window: StressWindow
+    perturbations: StressPerturbations
+
+    @model_validator(mode="after")
+    def _markets_supported(self) -> StressScenario:
+        for kind, shock in self.perturbations.active().items():
+            missing = sorted(set(self.markets) - shock.MARKETS)
+            if missing:
+                raise ValueError(
+                    f"perturbation {kind!r} has no meaning in market(s) {missing}; it applies "
+                    f"to {sorted(shock.MARKETS)}: remove those from 'markets'"
+                )
+        return self

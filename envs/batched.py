@@ -1,9 +1,11 @@
 """The batched face every market shares: a ``gymnasium.vector.VectorEnv`` over a market core.
 
 A market core holds the state of ``N`` markets as arrays and exposes ``seed(seed)``,
-``reset_state(mask)``, ``observe()`` and ``step(actions, active) -> (obs, reward,
-terminated, info)``. This class adds what gymnasium asks of a vector env: seeding through
-``reset(seed=...)``, the declared autoreset mode, and ``final_obs`` reporting.
+``reset_state(mask)``, ``observe()``, ``step(actions, active) -> (obs, reward,
+terminated, info)`` and ``state_dict()`` / ``load_state_dict(state)`` (everything the
+future depends on, for checkpoints). This class adds what gymnasium asks of a vector env:
+seeding through ``reset(seed=...)``, the declared autoreset mode, and ``final_obs``
+reporting.
 
 Autoreset: ``next_step`` (gymnasium's default: the step after an episode ends resets that
 market and returns reward 0) or ``same_step`` (the ending step returns the reset
@@ -65,6 +67,10 @@ class MarketCore(Protocol):
     def step(
         self, action: np.ndarray, active: np.ndarray | None = None
     ) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, dict[str, Any]]: ...
+
+    def state_dict(self) -> dict[str, Any]: ...
+
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
 
 
 class BatchedMarketEnv(gymnasium.vector.VectorEnv):
@@ -128,6 +134,16 @@ class BatchedMarketEnv(gymnasium.vector.VectorEnv):
     def observe(self) -> dict[str, np.ndarray]:
         """The current batched observation (e.g. after ``load_state_dict``)."""
         return self.core.observe()
+
+    def state_dict(self) -> dict[str, Any]:
+        """The markets' state, generator states and pending autoresets (for checkpoints)."""
+        return {"core": self.core.state_dict(), "needs_reset": self._needs_reset.copy()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict`; stepping then continues exactly as it would have."""
+        self.core.load_state_dict(state["core"])
+        self._needs_reset = np.asarray(state["needs_reset"], np.bool_).copy()
+        self._seeded = True
 
 
 class SingleMarketEnv(gymnasium.Env):

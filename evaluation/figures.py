@@ -14,8 +14,7 @@ import pandas as pd
 import seaborn as sns
 
 from agents.base import Policy
-from configs.schema import AnalyticMarketConfig
-from envs.layout import CASH, INVENTORY, MID, TIME_LEFT, DepthActionMap
+from envs.layout import INVENTORY, TIME_LEFT, DepthActionMap
 from evaluation.rollout import EpisodeBatch
 
 
@@ -30,7 +29,7 @@ def pnl_distributions(batches: Mapping[str, EpisodeBatch]) -> plt.Figure:
     fig, ax = plt.subplots(figsize=(9, 0.6 * len(batches) + 2))
     sns.boxplot(frame, x="value", y="policy", hue="measure", ax=ax, fliersize=1.5, orient="h")
     ax.set_title("Episode reward and PnL per policy (common random numbers)")
-    ax.set_xlabel("price units")
+    ax.set_xlabel("currency")
     fig.tight_layout()
     return fig
 
@@ -61,23 +60,25 @@ def inventory_dispersion(batches: Mapping[str, EpisodeBatch], horizon: float) ->
 def quotes_against_inventory(
     policies: Mapping[str, Policy],
     action_map: DepthActionMap,
-    market: AnalyticMarketConfig,
+    observation: Mapping[str, np.ndarray],
     time_left: float,
     q_range: int,
 ) -> plt.Figure:
     """Bid and ask depth each policy quotes against inventory, at a given time left.
 
-    Depths come from each policy's actions on synthetic observations (inventory on a grid,
-    mid ``s0``, no cash) mapped through the market's action map: what the market receives,
-    for learned and analytic policies alike.
+    Depths come from each policy's actions on synthetic observations mapped through the
+    market's action map: what the market receives, for learned and analytic policies alike.
+    The observations are copies of the first market of ``observation`` (a batched observation
+    of the market, e.g. at reset: its mid, cash, book...) with the inventory on a grid and the
+    given time left.
     """
     q = np.arange(-q_range, q_range + 1, dtype=np.float32).reshape(-1, 1)
     obs = {
-        INVENTORY: q,
-        TIME_LEFT: np.full_like(q, time_left),
-        MID: np.full_like(q, market.s0),
-        CASH: np.zeros_like(q),
+        key: np.repeat(np.asarray(value, np.float32)[:1], q.shape[0], axis=0)
+        for key, value in observation.items()
     }
+    obs[INVENTORY] = q.reshape((-1, *obs[INVENTORY].shape[1:]))
+    obs[TIME_LEFT] = np.full_like(obs[TIME_LEFT], time_left)
     rows = []
     for label, policy in policies.items():
         depths = action_map.to_depths(policy.act(obs))
@@ -89,6 +90,6 @@ def quotes_against_inventory(
     sns.lineplot(pd.concat(rows), x="inventory", y="depth", hue="policy", style="side", ax=ax)
     sns.move_legend(ax, "upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     ax.set_title(f"Quoted depth against inventory (time left {time_left:g})")
-    ax.set_ylabel("depth from mid (price units)")
+    ax.set_ylabel("depth from mid (price units: currency, or ticks in the order book)")
     fig.tight_layout()
     return fig

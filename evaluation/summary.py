@@ -8,7 +8,8 @@ import numpy as np
 import pandas as pd
 
 from agents.baselines import CarteaJaimungal
-from configs.schema import AnalyticMarketConfig
+from configs.schema import AnalyticMarketConfig, LOBMarketConfig, ReplayMarket
+from envs.layout import DepthActionMap
 from evaluation.rollout import EpisodeBatch
 from evaluation.stats import MeanCI, mean_ci
 
@@ -53,19 +54,50 @@ def summarize(
     }
 
 
-def optimal_value(market: AnalyticMarketConfig) -> float:
-    """``h(0, q0)``: the exact optimum of the market's objective (Cartea-Jaimungal value)."""
+def optimal_value(market: AnalyticMarketConfig | LOBMarketConfig | ReplayMarket) -> float | None:
+    """``h(0, q0)``: the exact optimum of the market's objective (Cartea-Jaimungal 2015 value
+    function), or None for the order book, whose optimum is not known (its fills come from queue
+    dynamics, not from the ``A exp(-k delta)`` law the value assumes), and for a replayed day."""
+    if not isinstance(market, AnalyticMarketConfig):
+        return None
     m = market
     cj = CarteaJaimungal(m.sigma, m.A, m.k, m.phi, m.alpha, m.T, m.q_max)
     return float(cj.value(0.0, m.q0))
 
 
-def optimality(batch: EpisodeBatch, optimal: float) -> dict[str, float | MeanCI]:
-    """``optimality_ratio`` = mean reward / optimal value, and its standard error."""
+def optimal_policy(
+    market: AnalyticMarketConfig | LOBMarketConfig | ReplayMarket, action_map: DepthActionMap
+) -> CarteaJaimungal | None:
+    """The exact optimum of the market's objective (whose value :func:`optimal_value` gives),
+    acting through ``action_map``, or None where it is not known."""
+    if not isinstance(market, AnalyticMarketConfig):
+        return None
+    m = market
+    return CarteaJaimungal(m.sigma, m.A, m.k, m.phi, m.alpha, m.T, m.q_max, action_map=action_map)
+
+
+def optimality(
+    batch: EpisodeBatch, optimal: float, optimum: EpisodeBatch | None = None
+) -> dict[str, float]:
+    """``optimality_ratio`` = J / h(0, q0) and its standard error.
+
+    Without ``optimum``, J is the batch's mean reward. With ``optimum``, the episodes of the
+    optimal policy on the same seeds, J is estimated as ``h + mean(R - R*)``: a control
+    variate (the optimum's expected reward is known exactly, it is h), unbiased, with the
+    error of the paired difference, a fraction of the plain mean's (the two policies share
+    the mid paths and fill draws).
+    """
     n = batch.reward.size
+    if optimum is None:
+        mean, std = float(batch.reward.mean()), float(batch.reward.std(ddof=1))
+    else:
+        if optimum.reward.shape != batch.reward.shape:
+            raise ValueError("the control variate needs the optimum's episodes on the same seeds")
+        diff = batch.reward - optimum.reward
+        mean, std = optimal + float(diff.mean()), float(diff.std(ddof=1))
     return {
-        "optimality_ratio": float(batch.reward.mean() / optimal),
-        "optimality_ratio_stderr": float(batch.reward.std(ddof=1) / np.sqrt(n) / abs(optimal)),
+        "optimality_ratio": mean / optimal,
+        "optimality_ratio_stderr": std / np.sqrt(n) / abs(optimal),
     }
 
 

@@ -14,7 +14,12 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from configs.schema import AnalyticMarketConfig, ExperimentConfig
+from configs.schema import AnalyticMarketConfig, ExperimentConfig, LOBMarketConfig
+from envs.analytic import AnalyticMarketVectorEnv
+from envs.batched import BatchedMarketEnv
+from envs.lob.env import LOBMarketVectorEnv
+from envs.replay.config import ReplayMarketConfig, shared_data_dir
+from envs.replay.env import ReplayMarketVectorEnv
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 
@@ -137,7 +142,78 @@ def load_config(path: str | Path, overrides: Iterable[str] = ()) -> ExperimentCo
     overrides = list(overrides)
     apply_overrides(data, overrides)
     source = str(path) + (f" (with --set {' '.join(overrides)})" if overrides else "")
+    resolve_replay_files(data, source)
     return validate_config(data, source)
+
+
+DATA_SOURCES = {
+    "lobster": "LOBSTER sample files (lobsterdata.com, NASDAQ TotalView-ITCH)",
+    "binance": "Binance raw websocket captures (public spot / USD-M streams)",
+}
+"""Where each replay format's recorded files come from (named in missing-file errors)."""
+
+
+def resolve_replay_files(data: dict[str, Any], source: str) -> None:
+    """Resolve a replay market's files in a raw config (in place, before validation).
+
+    ``market.path`` and ``market.extra_paths``, when relative, are taken in the shared data
+    folder (``$MM_DATA_DIR``, else ``../shared/data`` beside the project); ``market.market_params``
+    given as a string is the path of a ``MarketParams`` YAML (relative to the project root),
+    read here and put in its place. Other markets are left alone.
+
+    :raises ConfigError: naming ``market.market_params`` and its path when the file cannot be
+        read or is not a YAML mapping.
+    """
+    market = data.get("market")
+    if not isinstance(market, dict) or market.get("kind") != "replay":
+        return
+    data_dir = shared_data_dir()
+    if isinstance(market.get("path"), str):
+        market["path"] = str(data_dir / Path(market["path"]).expanduser())
+    extra = market.get("extra_paths")
+    if isinstance(extra, list):
+        market["extra_paths"] = [
+            str(data_dir / Path(p).expanduser()) if isinstance(p, str) else p for p in extra
+        ]
+    params = market.get("market_params")
+    if isinstance(params, str):
+        file = Path(params).expanduser()
+        file = file if file.is_absolute() else CONFIG_DIR.parent / file
+        try:
+            loaded = yaml.safe_load(file.read_text())
+        except OSError as exc:
+            raise ConfigError(
+                f"{source}: market.market_params: cannot read {file}: {exc.strerror} (a "
+                "MarketParams YAML written by `python -m calibration.fit`)"
+            ) from None
+        except yaml.YAMLError as exc:
+            raise ConfigError(
+                f"{source}: market.market_params: {file}: not valid YAML: {exc}"
+            ) from None
+        if not isinstance(loaded, dict):
+            raise ConfigError(
+                f"{source}: market.market_params: {file}: expected a MarketParams mapping"
+            )
+        market["market_params"] = loaded
+
+
+def check_replay_data(market: ReplayMarketConfig) -> None:
+    """Fail early and clearly when a replay's recorded files are absent.
+
+    :raises ConfigError: naming ``market.path``, the missing file, and where such data comes from.
+    """
+    try:
+        paths = market.data_paths()
+    except FileNotFoundError as exc:
+        raise ConfigError(f"market.path: {exc}") from None
+    for p in paths:
+        if not p.is_file():
+            raise ConfigError(
+                f"market.path: replay data file not found: {p}. Expected "
+                f"{DATA_SOURCES[market.format]} in the shared data folder ($MM_DATA_DIR, else "
+                f"{shared_data_dir()}; see its README.md); a relative market.path is taken in "
+                "that folder"
+            )
 
 
 def to_yaml(model: BaseModel) -> str:
@@ -163,16 +239,38 @@ def add_config_arguments(parser: argparse.ArgumentParser, default: str | None = 
     )
 
 
+def make_vector_env(
+    market: AnalyticMarketConfig | LOBMarketConfig | ReplayMarketConfig,
+    num_envs: int,
+    autoreset_mode: str = "next_step",
+) -> BatchedMarketEnv:
+    """The natively batched market a config's ``market`` section describes (any kind).
+
+    :param market: the validated market section (``cfg.market``).
+    :param num_envs: markets stepped together.
+    :param autoreset_mode: ``"next_step"`` or ``"same_step"``.
+    :raises ConfigError: a replay whose recorded files are absent (:func:`check_replay_data`).
+    """
+    if isinstance(market, AnalyticMarketConfig):
+        return AnalyticMarketVectorEnv(num_envs, autoreset_mode, config=market)
+    if isinstance(market, LOBMarketConfig):
+        return LOBMarketVectorEnv(num_envs, autoreset_mode, config=market)
+    if isinstance(market, ReplayMarketConfig):
+        check_replay_data(market)
+        return ReplayMarketVectorEnv(num_envs, autoreset_mode, config=market)
+    raise ConfigError(f"market.kind: no batched market for kind {market.kind!r}")
+
+
 def require_analytic_market(cfg: ExperimentConfig, command: str) -> AnalyticMarketConfig:
-    """The config's market, which ``command`` needs to be the analytic one.
+    """The config's market, which ``command`` needs to be the analytic one (commands built on
+    its exact solutions, such as ``experiments.reproduce``).
 
     :raises ConfigError: naming ``market.kind`` when it is another market.
     """
     if not isinstance(cfg.market, AnalyticMarketConfig):
         raise ConfigError(
-            f"market.kind: {command} runs the analytic market (kind: analytic); "
-            f"kind {cfg.market.kind!r} is available through gymnasium (envs.LOB_MARKET_ID) "
-            "but not yet through this command"
+            f"market.kind: {command} runs the analytic market only (kind: analytic); "
+            f"got kind {cfg.market.kind!r}"
         )
     return cfg.market
 

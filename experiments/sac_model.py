@@ -37,7 +37,7 @@ def export_policy(actor: tf.Module, pipeline: FeaturePipeline, path: str | Path)
     module = _PolicyModule(pipeline, actor)
     keys = pipeline.observation_keys
 
-    @tf.function(input_signature=[tf.TensorSpec((None, 1), tf.float32, name=k) for k in keys])
+    @tf.function(input_signature=[pipeline.input_spec[k] for k in keys])
     def serve(*tensors: tf.Tensor) -> dict[str, tf.Tensor]:
         features = module.pipeline(dict(zip(keys, tensors, strict=True)))
         return {"action": module.actor.deterministic(features)}
@@ -61,11 +61,14 @@ class SavedPolicy(Policy):
             raise FileNotFoundError(f"{self.path}: no SavedModel here (saved_model.pb missing)")
         self._module = tf.saved_model.load(os.fspath(self.path))
         self._serve = self._module.signatures[SERVING_KEY]
-        self.keys = tuple(self._serve.structured_input_signature[1])
+        self.specs = dict(self._serve.structured_input_signature[1])
+        self.keys = tuple(self.specs)
 
     def act(self, observation: ObservationBatch) -> np.ndarray:
         inputs: Mapping[str, tf.Tensor] = {
-            k: tf.convert_to_tensor(np.asarray(observation[k], np.float32).reshape(-1, 1))
+            k: tf.convert_to_tensor(
+                np.asarray(observation[k], np.float32).reshape(-1, *self.specs[k].shape[1:])
+            )
             for k in self.keys
         }
         return self._serve(**inputs)["action"].numpy()

@@ -28,24 +28,23 @@ import tensorflow as tf
 from rich.console import Console
 from tqdm import tqdm
 
+from agents.base import Policy
 from agents.tf_sac.learner import SACLearner
 from agents.tf_sac.policy import SACPolicy, SquashedGaussianActor
 from agents.tf_sac.replay import ReplayBuffer
-from configs.schema import AnalyticMarketConfig, ExperimentConfig
-from envs.analytic import AnalyticMarketVectorEnv
-from evaluation.rollout import rollout
-from evaluation.summary import optimal_value
+from configs.schema import AnalyticMarketConfig, ExperimentConfig, MarketConfig
+from evaluation.rollout import EpisodeBatch, rollout
+from evaluation.summary import optimal_policy, optimal_value, optimality
 from experiments.config import (
     ConfigError,
     add_config_arguments,
     load_config,
-    market_of,
-    require_analytic_market,
+    make_vector_env,
     to_yaml,
 )
 from experiments.sac_model import export_policy
 from experiments.seeding import seed_everything, stream_seed
-from features import FeaturePipeline, MarketScales
+from features import FeaturePipeline
 from tracking import PROJECT_ROOT, Tracker, TrackingError, download_artifacts
 
 DEFAULT_CHECKPOINT_ROOT = PROJECT_ROOT / "outputs" / "checkpoints"
@@ -71,26 +70,34 @@ class LoopState:
     best_at: int = 0
 
 
-def training_market(cfg: ExperimentConfig) -> AnalyticMarketConfig:
+def training_market(cfg: ExperimentConfig) -> MarketConfig:
     """The market the agent trains in: the config's, with the training's exploring starts.
 
     Starting episodes from inventories and times the policy would rarely reach makes the
     critic learn the whole (t, q) grid the optimal policy is a function of; the validation
     and evaluation markets start at the config's own (t = 0, q0).
+
+    :raises ConfigError: exploring starts asked of a market that does not offer them.
     """
-    t, market = cfg.training, market_of(cfg)
-    return market.model_copy(
-        update={
-            "q0_range": max(market.q0_range, t.explore_inventory),
-            "random_start": market.random_start or t.explore_time,
-        }
-    )
+    t, market = cfg.training, cfg.market
+    if isinstance(market, AnalyticMarketConfig):
+        return market.model_copy(
+            update={
+                "q0_range": max(market.q0_range, t.explore_inventory),
+                "random_start": market.random_start or t.explore_time,
+            }
+        )
+    if t.explore_inventory or t.explore_time:
+        raise ConfigError(
+            f"training.explore_inventory / training.explore_time: exploring starts are "
+            f"offered by the analytic market only, not by market.kind = {market.kind!r}"
+        )
+    return market
 
 
 def make_pipeline(cfg: ExperimentConfig) -> FeaturePipeline:
-    m = market_of(cfg)
-    scales = MarketScales(q_max=m.q_max, horizon=m.T, price_scale=max(m.sigma * m.T**0.5, 1e-9))
-    return FeaturePipeline(cfg.features.names, scales, normalize=cfg.features.normalize)
+    space = make_vector_env(cfg.market, 1).single_observation_space
+    return FeaturePipeline.from_config(cfg.features, cfg.market, space)
 
 
 def make_learner(cfg: ExperimentConfig, obs_dim: int) -> SACLearner:
@@ -165,17 +172,14 @@ class Checkpoints:
         return state
 
 
-def validate_policy(
-    cfg: ExperimentConfig, learner: SACLearner, pipeline: FeaturePipeline, paths: int
-) -> np.ndarray:
-    """Episode rewards of the deterministic policy on the validation seeds.
+def validate(cfg: ExperimentConfig, policy: Policy, paths: int) -> EpisodeBatch:
+    """Episodes of ``policy`` on the validation seeds.
 
     These seeds are not the evaluation seeds of ``experiments.evaluate``: choosing the best
     policy on them does not bias the reported figures.
     """
-    env = AnalyticMarketVectorEnv(num_envs=paths, config=market_of(cfg))
-    policy = SACPolicy(learner, pipeline)
-    return rollout(env, policy, stream_seed(cfg.seed, "validation")).reward
+    env = make_vector_env(cfg.market, paths)
+    return rollout(env, policy, stream_seed(cfg.seed, "validation"))
 
 
 def copy_weights(source: tf.Module, target: tf.Module) -> None:
@@ -186,18 +190,21 @@ def copy_weights(source: tf.Module, target: tf.Module) -> None:
 def train(cfg: ExperimentConfig, run: Tracker, resume: bool, console: Console) -> int:
     t = cfg.training
     n = t.num_envs
-    env = AnalyticMarketVectorEnv(num_envs=n, autoreset_mode="same_step",
-                                  config=training_market(cfg))  # fmt: skip
+    env = make_vector_env(training_market(cfg), n, "same_step")
     pipeline = make_pipeline(cfg)
     learner = make_learner(cfg, pipeline.dim)
     replay = ReplayBuffer(t.replay_capacity, pipeline.dim, 2, seed=stream_seed(cfg.seed, "replay"))
     ckpt_dir = checkpoint_root(cfg) / run.run_id
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     best_actor = SquashedGaussianActor(pipeline.dim, 2, cfg.agent.hidden_sizes, name="best_actor")
-    copy_weights(learner.actor, best_actor)
+    copy_weights(learner.policy_actor, best_actor)
     checkpoints = Checkpoints(ckpt_dir, learner, pipeline, best_actor)
-    h_opt = optimal_value(market_of(cfg))
-    run.log_metrics({"train/optimal_value": h_opt})
+    h_opt = optimal_value(cfg.market)  # None: no known optimum (order book, replay)
+    optimum = optimal_policy(cfg.market, env.action_map)
+    # The optimum's episodes on the validation seeds: the control variate of the ratio.
+    optimum_batch = validate(cfg, optimum, t.eval_paths) if optimum is not None else None
+    if h_opt is not None:
+        run.log_metrics({"train/optimal_value": h_opt})
 
     loop = LoopState(episode_return=np.zeros(n), next_eval=t.eval_every,
                      next_checkpoint=t.checkpoint_every)  # fmt: skip
@@ -290,19 +297,22 @@ def train(cfg: ExperimentConfig, run: Tracker, resume: bool, console: Console) -
         if loop.env_steps >= loop.next_eval or loop.env_steps >= t.total_steps:
             loop.next_eval += t.eval_every
             elapsed = time.perf_counter() - start
-            rewards = validate_policy(cfg, learner, pipeline, t.eval_paths)
+            episodes = validate(cfg, SACPolicy(learner, pipeline), t.eval_paths)
+            rewards = episodes.reward
             mean, se = float(rewards.mean()), float(rewards.std(ddof=1) / np.sqrt(rewards.size))
             if mean > loop.best_eval:
                 loop.best_eval, loop.best_at = mean, loop.env_steps
-                copy_weights(learner.actor, best_actor)
+                copy_weights(learner.policy_actor, best_actor)
+            ratio = optimality(episodes, h_opt, optimum_batch) if h_opt is not None else {}
             run.log_metrics(stats | {
                 "train/eval_reward_mean": mean, "train/eval_reward_stderr": se,
-                "train/optimality_ratio": mean / h_opt,
+                **{f"train/{k}": v for k, v in ratio.items()},
                 "train/updates_per_s": (loop.updates - start_updates) / elapsed,
                 "train/env_steps_per_s": (loop.env_steps - start_steps) / elapsed,
                 "train/wall_seconds": elapsed, "train/best_eval_reward": loop.best_eval,
             }, step=loop.env_steps)  # fmt: skip
-            bar.set_postfix(eval=f"{mean:.3f}", ratio=f"{mean / h_opt:.3f}",
+            shown = f"{ratio['optimality_ratio']:.3f}" if ratio else "-"
+            bar.set_postfix(eval=f"{mean:.3f}", ratio=shown,
                             alpha=f"{stats.get('train/alpha', float('nan')):.3g}")  # fmt: skip
         if loop.env_steps >= loop.next_checkpoint:
             loop.next_checkpoint += t.checkpoint_every
@@ -316,7 +326,7 @@ def train(cfg: ExperimentConfig, run: Tracker, resume: bool, console: Console) -
     save_checkpoint()
     run.log_artifacts(ckpt_dir, "checkpoints")
     with tempfile.TemporaryDirectory() as tmp:
-        exported = best_actor if t.keep_best else learner.actor
+        exported = best_actor if t.keep_best else learner.policy_actor
         export_policy(exported, pipeline, Path(tmp) / "sac_policy")
         run.log_artifacts(Path(tmp) / "sac_policy", "model/sac_policy")
     elapsed = time.perf_counter() - start
@@ -337,7 +347,7 @@ def run_training(
     console = Console(stderr=True, soft_wrap=True)
     try:
         cfg = load_config(config, overrides)
-        require_analytic_market(cfg, "experiments.train")
+        training_market(cfg)  # refuses what the market cannot do, before any run starts
         tracker = Tracker(
             experiment=cfg.experiment_name,
             run_name=f"train-{cfg.name}",

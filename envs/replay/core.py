@@ -625,6 +625,27 @@ class ReplayMarketCore:
         self.rng = seed_states(streams, self.num_envs)
         self._window_rng = np.random.default_rng(windows)
 
+    _STATE = ("ist", "fst", "rng", "step_count", "nfill", "fills", "obs")
+    """The arrays that hold everything the replays' future depends on (besides the tape)."""
+
+    def state_dict(self) -> dict[str, Any]:
+        """Copies of the state arrays, random streams and pending window starts."""
+        state: dict[str, Any] = {name: getattr(self, name).copy() for name in self._STATE}
+        state["window_rng"] = self._window_rng.bit_generator.state
+        state["pending"] = None if self._pending is None else self._pending.copy()
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict` (same ``num_envs``, config and tape)."""
+        for name in self._STATE:
+            target = getattr(self, name)
+            if state[name].shape != target.shape:
+                raise ValueError(f"state {name!r} of shape {state[name].shape} cannot load into "
+                                 f"{target.shape} (another num_envs, config or tape)")  # fmt: skip
+            target[...] = state[name]
+        self._window_rng.bit_generator.state = state["window_rng"]
+        self._pending = state["pending"]
+
     def set_starts(self, starts: float | np.ndarray) -> None:
         """Window starts (seconds after the tape's first event) for the next reset."""
         arr = np.broadcast_to(np.asarray(starts, np.float64), (self.num_envs,)).copy()

@@ -78,7 +78,9 @@ def test_pipeline_runs_inside_a_compiled_function_and_checkpoints(tmp_path):
     pipe.update(obs_batch([1, -4, 7], [0.2, 1.0, 1.5]))
     compiled = tf.function(pipe.__call__, input_signature=[pipe.input_spec])
     batch = obs_batch([3, -2], [1.0, 0.4])
-    np.testing.assert_allclose(compiled(batch).numpy(), pipe.numpy(batch), rtol=1e-6)
+    assert pipe.observation_keys == ("inventory", "time_left")  # the keys its features read
+    inputs = {k: batch[k] for k in pipe.observation_keys}
+    np.testing.assert_allclose(compiled(inputs).numpy(), pipe.numpy(batch), rtol=1e-6)
     path = tf.train.Checkpoint(pipeline=pipe).save(str(tmp_path / "ckpt"))
     other = FeaturePipeline(["inventory", "inventory_time"], SCALES, normalize=True)
     tf.train.Checkpoint(pipeline=other).restore(path).assert_consumed()

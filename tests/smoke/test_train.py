@@ -156,6 +156,7 @@ def test_evaluate_scores_the_trained_policy_against_the_optimum(trained):
 
 
 def test_exploring_starts_apply_to_the_training_market_only():
+    from configs.schema import AnalyticMarketConfig
     from experiments.config import load_config, market_of
     from experiments.train import training_market
 
@@ -164,6 +165,18 @@ def test_exploring_starts_apply_to_the_training_market_only():
         ["training.explore_inventory=4", "training.explore_time=true"],
     )
     trained_in = training_market(cfg)
+    assert isinstance(trained_in, AnalyticMarketConfig)
     assert (trained_in.q0_range, trained_in.random_start) == (4, True)
     assert (market_of(cfg).q0_range, market_of(cfg).random_start) == (0, False)
     assert trained_in.model_copy(update={"q0_range": 0, "random_start": False}) == market_of(cfg)
+
+
+def test_exploring_starts_on_a_market_without_them_fail_before_a_run_starts(tmp_path):
+    from experiments.train import run_training
+
+    code, run_id = run_training(
+        "configs/lob_sac.yaml",
+        ["training.explore_inventory=3", f"tracking.uri=sqlite:///{tmp_path}/mlflow.db"],
+    )
+    assert (code, run_id) == (2, None)
+    assert not (tmp_path / "mlflow.db").exists()
