@@ -7,7 +7,11 @@ Model (Avellaneda & Stoikov 2008, Quantitative Finance 8(3), section 2; DESIGN.m
 - the agent keeps one unit bid at ``S - delta_b`` and one unit ask at ``S + delta_a``;
   in a step of length ``dt`` each is filled with probability ``A exp(-k delta) dt`` clipped
   to 1 (the paper) or ``1 - exp(-A exp(-k delta) dt)`` (exact for Poisson arrivals);
-- a quote that would take ``|q|`` beyond ``q_max`` is not sent.
+- a quote that would take ``|q|`` beyond ``q_max`` is not sent;
+- a stress scenario (``config.stress``, :class:`configs.schema.StressScenario`) changes
+  ``sigma``, ``drift``, ``A`` (per side) and ``k`` and adds a jump to the mid inside its
+  time window (:func:`stress_schedule`); the random numbers drawn stay the same, so a
+  stressed run and the unstressed one from the same seed are paired.
 
 Within a step: quotes rest around ``S_t``, fills happen at the quoted prices, then the mid
 moves to ``S_{t+dt}``. The random numbers a step draws do not depend on the actions, so
@@ -33,7 +37,7 @@ import numpy as np
 from gymnasium import spaces
 from gymnasium.vector.vector_env import AutoresetMode
 
-from configs.schema import AnalyticMarketConfig
+from configs.schema import AnalyticMarketConfig, StressScenario
 from envs.batched import BatchedMarketEnv, SingleMarketEnv
 from envs.layout import CASH, INVENTORY, MID, TIME_LEFT, DepthActionMap
 
@@ -89,9 +93,16 @@ class ExponentialFillCurve:
 
 # rows of the float64 state array (N markets per row)
 MID_ROW, INV_ROW, CASH_ROW, PEAK_ROW = range(4)
-# entries of the float64 parameter vector
+# entries of the float64 parameter vector; with a stress scenario (P_STRESS = 1) the
+# (len(STRESS_ROWS), n_steps) schedule follows them, row-major, from N_PARAMS on
 (P_DEPTH_MIN, P_HALF_WIDTH, P_A, P_K, P_EXACT, P_DT, P_N_STEPS, P_Q_MAX, P_PHI, P_ALPHA,
- P_MAX_DRAWDOWN, P_T, P_MID_SCALE, P_MID_SHIFT, P_BINARY) = range(15)  # fmt: skip
+ P_MAX_DRAWDOWN, P_T, P_MID_SCALE, P_MID_SHIFT, P_BINARY, P_STRESS) = range(16)  # fmt: skip
+N_PARAMS = 16
+# rows of the stress schedule (one column per step)
+S_SIGMA, S_SHIFT, S_A_BID, S_A_ASK, S_K = range(5)
+STRESS_ROWS = ("sigma_factor", "mid_shift", "A_bid_factor", "A_ask_factor", "k_factor")
+STRESS_PERTURBATIONS = frozenset({"volatility", "fill_intensity", "fill_decay", "drift", "jump"})
+"""The perturbations of :class:`configs.schema.StressPerturbations` this market applies."""
 # rows of the float64 and bool outputs
 REWARD_ROW, DPNL_ROW, PENALTY_ROW, BID_DEPTH_ROW, ASK_DEPTH_ROW = range(5)
 TERMINATED_ROW, FILL_BID_ROW, FILL_ASK_ROW = range(3)
@@ -112,6 +123,8 @@ def _step_kernel(action, shocks, uniforms, state, step, active, p, out, flags, o
     exact, dt, n_steps, q_max = p[P_EXACT] > 0, p[P_DT], p[P_N_STEPS], p[P_Q_MAX]
     phi, alpha, max_drawdown, T = p[P_PHI], p[P_ALPHA], p[P_MAX_DRAWDOWN], p[P_T]
     scale, shift, binary = p[P_MID_SCALE], p[P_MID_SHIFT], p[P_BINARY] > 0
+    stressed, ns = p[P_STRESS] > 0, int(n_steps)
+    A_b, A_a, k_t, scale_t, shift_t = A, A, k, scale, shift
     for i in range(state.shape[1]):
         if not active[i]:
             out[REWARD_ROW, i] = 0.0
@@ -129,8 +142,15 @@ def _step_kernel(action, shocks, uniforms, state, step, active, p, out, flags, o
             q0 = state[INV_ROW, i]
             c = state[CASH_ROW, i]
             value0 = c + q0 * s
-            lam_b = A * np.exp(-k * db) * dt
-            lam_a = A * np.exp(-k * da) * dt
+            if stressed:  # this step's column of the schedule
+                col = N_PARAMS + step[i]
+                scale_t = scale * p[col + S_SIGMA * ns]
+                shift_t = shift + p[col + S_SHIFT * ns]
+                A_b = A * p[col + S_A_BID * ns]
+                A_a = A * p[col + S_A_ASK * ns]
+                k_t = k * p[col + S_K * ns]
+            lam_b = A_b * np.exp(-k_t * db) * dt
+            lam_a = A_a * np.exp(-k_t * da) * dt
             if exact:
                 p_b = -np.expm1(-lam_b)
                 p_a = -np.expm1(-lam_a)
@@ -147,7 +167,7 @@ def _step_kernel(action, shocks, uniforms, state, step, active, p, out, flags, o
                 q -= 1.0
                 c += s + da
             z = 2.0 * shocks[i] - 1.0 if binary else shocks[i]
-            s_new = s + shift + scale * z
+            s_new = s + shift_t + scale_t * z
             t = step[i] + 1
             value1 = c + q * s_new
             pen = phi * 0.5 * (q0 * q0 + q * q) * dt
@@ -176,6 +196,56 @@ def _step_kernel(action, shocks, uniforms, state, step, active, p, out, flags, o
         obs[3, i, 0] = state[CASH_ROW, i]
 
 
+def stress_schedule(scenario: StressScenario, config: AnalyticMarketConfig) -> np.ndarray:
+    """Per-step parameters of a scenario: a ``(len(STRESS_ROWS), n_steps)`` float64 array.
+
+    Column ``t`` applies to the step from decision ``t`` to ``t + 1``. Outside the window
+    (:meth:`configs.schema.StressWindow.steps`) the factors are 1 and the shift 0. Inside:
+    ``sigma_factor`` (volatility), ``A_bid_factor`` / ``A_ask_factor`` (fill intensity),
+    ``k_factor`` (fill decay), and ``mid_shift`` (price units added to the step's mid
+    increment): ``rate * dt`` (drift) plus the jump ``size`` in the window's first step and,
+    with ``revert``, ``-size`` in its last (``rate`` and ``size`` times ``sigma`` when given
+    in sigmas).
+
+    :raises ValueError: naming the scenario, when it declares no meaning in the analytic
+        market or its window holds no step (or a reverting jump a single step).
+    """
+    where = f"stress scenario {scenario.name!r}"
+    if "analytic" not in scenario.markets:
+        raise ValueError(f"{where}: declares markets {scenario.markets}, not 'analytic'")
+    shocks = scenario.perturbations.active()
+    unknown = sorted(set(shocks) - STRESS_PERTURBATIONS)
+    if unknown:
+        raise ValueError(f"{where}: perturbations {unknown} are not applied by the analytic market")
+    try:
+        first, stop = scenario.window.steps(config.n_steps, config.T)
+    except ValueError as exc:
+        raise ValueError(f"{where}: {exc}") from None
+    sched = np.ones((len(STRESS_ROWS), config.n_steps))
+    sched[S_SHIFT] = 0.0
+    win = slice(first, stop)
+    pert = scenario.perturbations
+    if pert.volatility is not None:
+        sched[S_SIGMA, win] = pert.volatility.factor
+    if pert.fill_intensity is not None:
+        f = pert.fill_intensity
+        rows = {"both": [S_A_BID, S_A_ASK], "bid": [S_A_BID], "ask": [S_A_ASK]}[f.side]
+        sched[rows, win] = f.factor
+    if pert.fill_decay is not None:
+        sched[S_K, win] = pert.fill_decay.factor
+    if pert.drift is not None:
+        unit = config.sigma if pert.drift.unit == "sigma" else 1.0
+        sched[S_SHIFT, win] += pert.drift.rate * unit * config.dt
+    if pert.jump is not None:
+        if pert.jump.revert and stop - first < 2:
+            raise ValueError(f"{where}: a reverting jump needs a window of at least 2 steps")
+        size = pert.jump.size * (config.sigma if pert.jump.unit == "sigma" else 1.0)
+        sched[S_SHIFT, first] += size
+        if pert.jump.revert:
+            sched[S_SHIFT, stop - 1] -= size
+    return sched
+
+
 # --------------------------------------------------------------------------------------
 
 
@@ -186,6 +256,9 @@ class AnalyticMarketCore:
         ``mid`` [price], ``inventory`` [lots, integers held as float64], ``cash``
         [currency], ``peak`` [currency, running maximum of the mark-to-market value, for
         the kill switch]; and ``step_count`` [int64, decisions taken in the episode].
+
+    ``stress_schedule``: the per-step parameters of ``config.stress``
+    (:func:`stress_schedule`), None without a scenario.
 
     Random streams: :meth:`seed` spawns one generator per component from a
     :class:`numpy.random.SeedSequence` (the mid and the fills never share a stream).
@@ -206,7 +279,7 @@ class AnalyticMarketCore:
         self.mid, self.inventory, self.cash, self.peak = self.state
         self.step_count = np.zeros(num_envs, np.int64)
         self._all = np.ones(num_envs, np.bool_)
-        params = np.zeros(15)
+        params = np.zeros(N_PARAMS)
         params[P_DEPTH_MIN] = config.depth_min
         params[P_HALF_WIDTH] = 0.5 * (config.depth_max - config.depth_min)
         params[P_A], params[P_K], params[P_EXACT] = self.fills.A, self.fills.k, self.fills.exact
@@ -215,6 +288,11 @@ class AnalyticMarketCore:
         params[P_MAX_DRAWDOWN] = config.max_drawdown or 0.0
         params[P_MID_SCALE], params[P_MID_SHIFT] = self.midprice.scale, self.midprice.shift
         params[P_BINARY] = self.midprice.binary
+        self.stress_schedule: np.ndarray | None = None
+        if config.stress is not None:
+            self.stress_schedule = stress_schedule(config.stress, config)
+            params[P_STRESS] = 1.0
+            params = np.concatenate([params, self.stress_schedule.ravel()])
         self._params = params
         self.seed(None)
         self.reset_state()
@@ -357,7 +435,6 @@ class AnalyticMarketEnv(SingleMarketEnv):
         super().__init__(core, core.observation_space(), core.action_map)
 
 
-
 class AnalyticMarketVectorEnv(BatchedMarketEnv):
     """``num_envs`` analytic markets stepped together in one kernel call.
 
@@ -383,13 +460,3 @@ class AnalyticMarketVectorEnv(BatchedMarketEnv):
         core = AnalyticMarketCore(self.config, num_envs)
         super().__init__(core, core.observation_space(), core.action_map, num_envs,
                          autoreset_mode)  # fmt: skip
-
-    def state_dict(self) -> dict[str, Any]:
-        """The markets' state, generator states and pending autoresets (for checkpoints)."""
-        return {"core": self.core.state_dict(), "needs_reset": self._needs_reset.copy()}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore :meth:`state_dict`; stepping then continues exactly as it would have."""
-        self.core.load_state_dict(state["core"])
-        self._needs_reset = np.asarray(state["needs_reset"], np.bool_).copy()
-        self._seeded = True
