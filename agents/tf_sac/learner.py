@@ -70,6 +70,17 @@ class SACLearner(tf.Module):
             self.obs_dim, self.action_dim, config.hidden_sizes, seed=critic_seed, name="critic"
         )
         self.target_critic = self.critic.clone(name="target_critic")
+        self.actor_averaging = config.actor_averaging
+        self.average_actor: SquashedGaussianActor | None = None
+        """Polyak average of the actor's iterates (``config.actor_averaging``), or None."""
+        if self.actor_averaging is not None:
+            self.average_actor = SquashedGaussianActor(
+                self.obs_dim, self.action_dim, config.hidden_sizes, seed=actor_seed,
+                name="average_actor",
+            )  # fmt: skip
+            for avg, live in zip(self.average_actor.trainable_variables,
+                                 self.actor.trainable_variables, strict=True):  # fmt: skip
+                avg.assign(live)
         self.log_alpha = tf.Variable(
             np.log(config.initial_alpha), dtype=tf.float32, name="log_alpha"
         )
@@ -114,13 +125,18 @@ class SACLearner(tf.Module):
             ).get_concrete_function()
         # (autograph off: no Python control flow depends on tensors, and tracing is faster)
         self._act_deterministic = tf.function(
-            self.actor.deterministic, input_signature=[obs_spec], autograph=False
+            self.policy_actor.deterministic, input_signature=[obs_spec], autograph=False
         )
         self._act_stochastic = tf.function(
             lambda obs: self.actor.sample_and_log_prob(obs)[0],
             input_signature=[obs_spec],
             autograph=False,
         )
+
+    @property
+    def policy_actor(self) -> SquashedGaussianActor:
+        """The actor whose deterministic actions are the policy: the averaged one if kept."""
+        return self.actor if self.average_actor is None else self.average_actor
 
     # (properties, not attributes: a list attribute of a tf.Module becomes a tracked dependency)
     @property
@@ -225,6 +241,10 @@ class SACLearner(tf.Module):
             alpha_loss = tf.zeros((), tf.float32)
 
         polyak_update(self._target_vars, self._critic_vars, self.tau)
+        if self.average_actor is not None and self.actor_averaging is not None:
+            polyak_update(
+                self.average_actor.trainable_variables, self._actor_vars, self.actor_averaging
+            )
         self.step.assign_add(1)
         return {
             "critic_loss": critic_loss,
@@ -280,4 +300,4 @@ class SACLearner(tf.Module):
     ) -> None:
         """Write the deterministic policy as a SavedModel (see :func:`export_actor`);
         load it with :func:`~agents.tf_sac.policy.load_saved_actor`."""
-        export_actor(self.actor, path, featurize_fn, input_spec)
+        export_actor(self.policy_actor, path, featurize_fn, input_spec)

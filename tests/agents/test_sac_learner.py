@@ -307,3 +307,24 @@ def test_assigned_learning_rates_reach_the_traced_step():
     sac.train_step(data[1])
     assert_same([v.numpy() for v in trained], before)
     assert sac.trace_count == 1
+
+
+def test_averaged_actor_follows_the_polyak_recursion_and_serves_the_policy():
+    rate = 0.25
+    sac = make(seed=2, actor_averaging=rate)
+    assert sac.average_actor is not None and sac.policy_actor is sac.average_actor
+    expected = [v.numpy() for v in sac.actor.trainable_variables]
+    for batch in batches(3):
+        sac.train_step(batch)
+        live = [v.numpy() for v in sac.actor.trainable_variables]
+        expected = [rate * x + (1 - rate) * e for x, e in zip(live, expected, strict=True)]
+    averaged = [v.numpy() for v in sac.average_actor.trainable_variables]
+    assert_same(averaged, expected, rtol=1e-5)
+    assert not all(np.allclose(a, x) for a, x in zip(averaged, live, strict=True))
+    features = np.random.default_rng(0).normal(size=(5, OBS)).astype(np.float32)
+    np.testing.assert_allclose(
+        sac.deterministic_action(features),
+        sac.average_actor.deterministic(tf.constant(features)).numpy(),
+        rtol=1e-6,
+    )
+    assert make(seed=2).average_actor is None
