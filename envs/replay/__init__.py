@@ -7,36 +7,20 @@ agent's orders (queue position, latency, fees) are matched against them and neve
 - :mod:`envs.replay.env`: the gymnasium faces, ``mmrl/ReplayMarket-v0``.
 
 The step kernel inlines functions of :mod:`envs.lob.book` and :mod:`envs.lob.core`; numba checks
-a cached kernel against its own file only, so on import :func:`_drop_stale_kernel_cache` empties
-this package's numba cache when any of those sources changed (as :mod:`envs.lob` does).
+a cached kernel against its own file only, so on import
+:func:`envs.kernel_cache.drop_stale_kernel_cache` empties this package's numba cache when any of
+those sources changed (as :mod:`envs.lob` does).
 """
 
 from __future__ import annotations
 
-import hashlib
-import os
 from pathlib import Path
 
-_SOURCES = ("replay/core.py", "lob/book.py", "lob/core.py")
+from envs.kernel_cache import drop_stale_kernel_cache
 
-
-def _drop_stale_kernel_cache() -> None:
-    """Empty ``envs/replay/__pycache__``'s numba files when a kernel source changed."""
-    if os.environ.get("NUMBA_CACHE_DIR"):
-        return  # a custom cache location is the user's to manage
-    envs = Path(__file__).resolve().parent.parent
-    cache = envs / "replay" / "__pycache__"
-    try:
-        digest = hashlib.sha256(b"".join((envs / n).read_bytes() for n in _SOURCES)).hexdigest()
-        stamp = cache / "replay_kernels.sha256"
-        if stamp.is_file() and stamp.read_text() == digest:
-            return
-        for path in cache.glob("*.nb[ic]"):
-            path.unlink(missing_ok=True)
-        cache.mkdir(exist_ok=True)
-        stamp.write_text(digest)
-    except OSError:  # read-only install: numba then cannot cache here either
-        return
-
-
-_drop_stale_kernel_cache()
+_ENVS = Path(__file__).resolve().parent.parent
+drop_stale_kernel_cache(
+    _ENVS / "replay",
+    [_ENVS / "replay" / "core.py", _ENVS / "lob" / "book.py", _ENVS / "lob" / "core.py"],
+    "replay_kernels.sha256",
+)
