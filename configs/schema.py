@@ -185,6 +185,11 @@ class LOBMarketConfig(StrictModel):
     max_fills: int = Field(
         64, ge=1, description="Fills per market per decision kept in info (all are counted)."
     )
+    stress: StressScenario | None = Field(
+        None,
+        description="Stress scenario acting inside its time window (configs/stress/); None: "
+        "the unstressed market.",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> LOBMarketConfig:
@@ -584,7 +589,10 @@ class JumpShock(_Shock):
 
     Analytic: added to the mid increment (price units; with ``unit: sigma``, ``size`` is in
     multiples of ``sigma``, the mid's standard deviation over one time unit). Order book: the
-    book shifted by ``size`` ticks (a sweep of the side it falls through).
+    others' book shifted by ``size`` ticks (a sweep of the side it falls through; the agent's
+    orders keep their prices); with ``unit: sigma``, ``size`` is in multiples of
+    ``mid_volatility * sqrt(T)``, the mid's standard deviation over the horizon, rounded to
+    whole ticks (the two units agree when T = 1).
     """
 
     size: float = Field(description="Jump of the mid (price units or sigmas; ticks in the book).")

@@ -18,6 +18,7 @@ import seaborn as sns
 
 from configs.schema import AnalyticMarketConfig, LOBMarketConfig, StressScenario
 from envs.analytic import STRESS_PERTURBATIONS as ANALYTIC_PERTURBATIONS
+from envs.lob.core import STRESS_PERTURBATIONS as LOB_PERTURBATIONS
 from evaluation.metrics import expected_shortfall, max_drawdown
 from evaluation.rollout import EpisodeBatch
 from evaluation.stats import MeanCI, mean_ci
@@ -28,7 +29,7 @@ BASELINE = "baseline"
 
 IMPLEMENTED_PERTURBATIONS: dict[str, frozenset[str]] = {
     "analytic": ANALYTIC_PERTURBATIONS,
-    "lob": frozenset(),  # the order book's kernel does not apply scenarios yet
+    "lob": LOB_PERTURBATIONS,
 }
 """The perturbations each market's kernel applies (keys of ``StressPerturbations``)."""
 

@@ -109,7 +109,11 @@ P_MODEL, P_QR_K, P_QR_MAXQ = 13, 14, 15  # order flow; queue-reactive queues and
 P_LAMBDA = 16  # 64 entries: lambda(1..L)
 P_THETA = P_LAMBDA + 64  # 64 entries: theta(1..L)
 P_SIZE_CDF = P_THETA + 64  # 32 entries: P(size <= j), j = 1..
-P_ENV = P_SIZE_CDF + 32  # first entry free for the env's own parameters
+# multipliers of the order flow (1 in the calibrated market; a stress scenario changes them):
+# every rate (the clock runs faster), and the market orders hitting each side (+ side)
+P_RATE_SCALE = P_SIZE_CDF + 32
+P_MKT_SCALE = P_RATE_SCALE + 1  # + side: BID = sell market orders, ASK = buy market orders
+P_ENV = P_RATE_SCALE + 4  # first entry free for the env's own parameters
 N_PARAMS = P_ENV + 32
 # queue-reactive block after the fixed part: theta, theta_reinit, CDF length, (free), then the
 # tables lambda^L (K x (maxq+1)), lambda^C (K x (maxq+1)), lambda^M (maxq+1), invariant CDFs
@@ -599,7 +603,7 @@ def qr_rates(book, ist, p, m, L, rates):
             rates[base + 2 * (q - 1) + 1] = rc
             total += rl + rc
         n_best = min(level_total(book, ist, m, side, s), maxq) if s <= L else 0
-        rm = p[mkt + n_best] if n_best > 0 else 0.0
+        rm = p[mkt + n_best] * p[P_MKT_SCALE + side] if n_best > 0 else 0.0
         rates[base + 2 * K] = rm
         total += rm
     return total
@@ -860,6 +864,10 @@ def advance(
 
     The order flow is CST 2010 or, when ``p[P_MODEL]`` is MODEL_QR, the queue-reactive model
     (HLR 2015; :func:`qr_rates`, :func:`qr_depleted`); the agent's orders are handled alike.
+    ``p[P_MKT_SCALE + side]`` multiplies the rate of the market orders hitting ``side`` and
+    ``p[P_RATE_SCALE]`` every rate (1 and 1 in the calibrated market; a stress scenario sets
+    them, :mod:`envs.lob.core`). The total rate scaling divides the waiting times only: the
+    event picked by a uniform is the same, and the same random numbers are drawn per event.
 
     When ``evlog`` has rows (``(N, rows, log_width(L))``, :func:`no_event_log` otherwise), every
     change of the others' book is appended to ``evlog[m]`` (``nlog[m]`` rows used): limit orders
@@ -900,7 +908,9 @@ def advance_cst(
 ):
     """:func:`advance` for the CST 2010 order flow."""
     L = int(p[P_L])
-    mu = p[P_MU]
+    mu_bid = p[P_MU] * p[P_MKT_SCALE + BID]  # sell market orders, against the bids
+    mu_ask = p[P_MU] * p[P_MKT_SCALE + ASK]
+    rate_scale = p[P_RATE_SCALE]
     lam_sum = p[P_LAMBDA_SUM]
     inv_mean = 1.0 / p[P_MEAN_SIZE]
     n_events = 0
@@ -919,8 +929,8 @@ def advance_cst(
             c_ask += th * book[m, ASK, j]
         c_bid *= inv_mean
         c_ask *= inv_mean
-        total = 2.0 * lam_sum + 2.0 * mu + c_bid + c_ask
-        t = fst[m, F_TIME] + exponential(rng, m) / total
+        total = 2.0 * lam_sum + (mu_ask + mu_bid) + c_bid + c_ask
+        t = fst[m, F_TIME] + exponential(rng, m) / (total * rate_scale)
         if t >= t_end:
             fst[m, F_TIME] = t_end
             return STOP_TIME
@@ -944,9 +954,9 @@ def advance_cst(
                 limit_arrival(book, ist, rng, p, m, side, i, L)
         else:
             x -= 2.0 * lam_sum
-            if x < 2.0 * mu:
-                # a market buy (x < mu) executes against the asks, a sell against the bids
-                side = ASK if x < mu else BID
+            if x < mu_ask + mu_bid:
+                # a market buy (x < mu_ask) executes against the asks, a sell against the bids
+                side = ASK if x < mu_ask else BID
                 if logging or trades.shape[1] > 0:
                     do_market(
                         book,
@@ -970,7 +980,7 @@ def advance_cst(
                         book, ist, fst, p, fills, nfill, m, side, draw_size(rng, m, p), L
                     )
             else:
-                x -= 2.0 * mu
+                x -= mu_ask + mu_bid
                 side = BID if x < c_bid else ASK
                 if side == ASK:
                     x -= c_bid
@@ -1020,7 +1030,7 @@ def advance_qr(
         if not total > 0.0:
             fst[m, F_TIME] = t_end  # nothing can happen any more
             return STOP_TIME
-        t = fst[m, F_TIME] + exponential(rng, m) / total
+        t = fst[m, F_TIME] + exponential(rng, m) / (total * p[P_RATE_SCALE])
         if t >= t_end:
             fst[m, F_TIME] = t_end
             return STOP_TIME
@@ -1196,6 +1206,8 @@ def pack_params(
     p[P_TAKER_BPS] = taker_bps
     p[P_TICK] = market.tick_size
     p[P_LOT] = market.lot_size
+    p[P_RATE_SCALE] = 1.0
+    p[P_MKT_SCALE + BID] = p[P_MKT_SCALE + ASK] = 1.0
     return p
 
 

@@ -24,6 +24,11 @@ feed and response at ``dt``).
 The mid used for the action and for marking is the mid of the OTHER participants' best quotes
 (the agent's own quotes excluded, so quoting inside the spread does not drag the reference along).
 
+A stress scenario (``config.stress``, DESIGN.md section 7) changes the order-flow rates, shifts
+the book or changes the latencies inside its window, read per step from a schedule computed once
+(:func:`stress_schedule`); it draws no extra random number, so stressed and unstressed runs from
+the same seed are paired and identical before the window.
+
 Reward (all terms in ``info``; as the analytic market, Cartea & Jaimungal 2015)::
 
     reward = dPnL - phi (q_t^2 + q_{t+dt}^2) / 2 dt - [end] alpha q_T^2
@@ -34,10 +39,13 @@ Reward (all terms in ``info``; as the analytic market, Cartea & Jaimungal 2015):
 
 from __future__ import annotations
 
+import math
+
 import numba
 import numpy as np
 
 from calibration.params import MarketParams
+from configs.schema import StressScenario
 from envs.lob.book import (
     ASK,
     BID,
@@ -54,8 +62,12 @@ from envs.lob.book import (
     I_ASK_PX,
     I_BID_PX,
     I_INV,
+    I_MID_MOVES,
+    I_MKT_EXEC,
     I_N_TRADES,
     I_PASSIVE_OTHERS,
+    I_QR_K,
+    I_REF,
     N_FILL_COLS,
     N_FSTATE,
     N_ISTATE,
@@ -63,6 +75,8 @@ from envs.lob.book import (
     P_ENV,
     P_L,
     P_LOT,
+    P_MKT_SCALE,
+    P_RATE_SCALE,
     P_TAKER_BPS,
     P_TICK,
     QUEUE_EXACT,
@@ -74,10 +88,12 @@ from envs.lob.book import (
     TRADE_TIME,
     advance,
     agent_level,
+    agent_passive_fill,
     exponential,
     fix_best,
     improve_best,
     init_books,
+    keep_trade,
     level_total,
     no_event_log,
     pack_params,
@@ -90,8 +106,17 @@ from envs.lob.config import LOBMarketConfig
 
 # env parameters, after the market's in the packed vector
 (E_DEPTH_MIN, E_HALF_WIDTH, E_DT, E_N_STEPS, E_Q_MAX, E_PHI, E_ALPHA, E_MAX_DD, E_T,
- E_ORDER_SIZE, E_ENTRY_LAT, E_LAT_EXP, E_FEED_LAT, E_RESP_LAT, E_LIQUIDATE) = (
-    P_ENV + k for k in range(15))  # fmt: skip
+ E_ORDER_SIZE, E_ENTRY_LAT, E_LAT_EXP, E_FEED_LAT, E_RESP_LAT, E_LIQUIDATE, E_STRESS) = (
+    P_ENV + k for k in range(16))  # fmt: skip
+# E_STRESS: 0 without a stress scenario, else the offset in the packed vector of its
+# (len(STRESS_ROWS), n_steps) schedule (row-major, one column per step), after everything else
+
+# rows of the stress schedule (:func:`stress_schedule`)
+(S_RATE, S_MKT_BID, S_MKT_ASK, S_JUMP, S_ENTRY_LAT, S_FEED_LAT, S_RESP_LAT) = range(7)  # fmt: skip
+STRESS_ROWS = ("rate_factor", "bid_market_factor", "ask_market_factor", "jump_ticks",
+               "entry_latency", "feed_latency", "response_latency")  # fmt: skip
+STRESS_PERTURBATIONS = frozenset({"volatility", "fill_intensity", "jump", "latency"})
+"""The perturbations of :class:`configs.schema.StressPerturbations` this market applies."""
 
 # extra float state columns kept by the env (after the book's)
 F_OBS_MID = N_FSTATE  # the mid the agent last observed (ticks)
@@ -252,6 +277,52 @@ def liquidate(book, ist, fst, p, fills, nfill, m, L):
 
 
 @numba.njit(cache=True)
+def jump_book(book, ist, fst, p, fills, nfill, m, d, L, trades):
+    """Shift the others' whole book by ``d`` ticks at once (a flash crash for ``d < 0``).
+
+    The queues keep their sizes and their distances from the opposite best (the arrays are
+    relative); the best prices (and the queue-reactive reference price) move by ``d``. The
+    agent's orders stay at their prices: one the shifted book crosses (a bid at or above the new
+    best ask, an ask at or below the new best bid) was traded through by the sweep and fills in
+    full at its price (maker fee; counted as others' market-order lots and kept in the trade
+    ring); the other rests at its price behind the lots now there (its entry time kept).
+    No random number is drawn.
+    """
+    px = np.zeros(2, np.int64)
+    rem = np.zeros(2, np.int64)
+    t0 = np.zeros(2)
+    for side in range(2):
+        rem[side] = ist[m, I_AREM + side]
+        px[side] = ist[m, I_APX + side]
+        t0[side] = fst[m, F_T0 + side]
+        ahead0 = ist[m, I_AHEAD0 + side]
+        cancel_agent(book, ist, m, side, L)
+        ist[m, I_AHEAD0 + side] = ahead0
+    ist[m, I_ASK_PX] += d
+    ist[m, I_BID_PX] += d
+    if ist[m, I_QR_K] > 0:
+        ist[m, I_REF] += d
+    ist[m, I_MID_MOVES] += 1
+    for side in range(2):
+        if rem[side] <= 0:
+            continue
+        crossed = px[side] >= ist[m, I_ASK_PX] if side == BID else px[side] <= ist[m, I_BID_PX]
+        if crossed:
+            ist[m, I_APX + side] = px[side]
+            ist[m, I_AREM + side] = rem[side]
+            ist[m, I_AHEAD + side] = 0
+            fst[m, F_T0 + side] = t0[side]
+            agent_passive_fill(ist, fst, p, fills, nfill, m, side, rem[side])
+            ist[m, I_MKT_EXEC] += rem[side]
+            keep_trade(trades, ist, fst, m, px[side], rem[side] if side == ASK else -rem[side])
+        else:
+            ahead0 = ist[m, I_AHEAD0 + side]
+            place(book, ist, fst, p, fills, nfill, m, side, px[side], rem[side], L)
+            fst[m, F_T0 + side] = t0[side]
+            ist[m, I_AHEAD0 + side] = ahead0
+
+
+@numba.njit(cache=True)
 def snapshot_market(book, ist, m, L, obs):
     """Write the book (levels from each best: price, lots incl. the agent's) and the mid."""
     s = spread(ist, m)
@@ -339,6 +410,8 @@ def _step_impl(
     """
     L = int(p[P_L])
     dt = p[E_DT]
+    stress = int(p[E_STRESS])
+    n_steps = int(p[E_N_STEPS])
     for m in numba.prange(book.shape[0]):
         nfill[m] = 0
         if not active[m]:
@@ -363,6 +436,23 @@ def _step_impl(
             px_a = px_b + 1
         # 2. milestones: orders live (entry), own-state snapshot, market snapshot
         lat, resp, feed = p[E_ENTRY_LAT], p[E_RESP_LAT], p[E_FEED_LAT]
+        pm = p  # the order flow's parameters for this step
+        if stress > 0 and step[m] < n_steps:  # this step's column of the stress schedule
+            col = stress + step[m]
+            lat = p[col + S_ENTRY_LAT * n_steps]
+            feed = p[col + S_FEED_LAT * n_steps]
+            resp = p[col + S_RESP_LAT * n_steps]
+            jump = int(p[col + S_JUMP * n_steps])
+            if jump != 0:
+                jump_book(book, ist, fst, p, fills, nfill, m, jump, L, trades)
+            rate = p[col + S_RATE * n_steps]
+            mkt_bid = p[col + S_MKT_BID * n_steps]
+            mkt_ask = p[col + S_MKT_ASK * n_steps]
+            if rate != 1.0 or mkt_bid != 1.0 or mkt_ask != 1.0:
+                pm = p[:stress].copy()
+                pm[P_RATE_SCALE] = rate
+                pm[P_MKT_SCALE + BID] = mkt_bid
+                pm[P_MKT_SCALE + ASK] = mkt_ask
         if p[E_LAT_EXP] > 0:  # exponential latencies with these means, capped at dt
             lat = lat * exponential(rng, m) if lat > 0 else 0.0
             resp = min(resp * exponential(rng, m), dt) if resp > 0 else 0.0
@@ -382,7 +472,7 @@ def _step_impl(
             if not feed_done:
                 t_next = min(t_next, t_feed)
             advance(
-                book, ist, fst, rng, p, fills, nfill, m, t_next, 2**62, False, evlog, nlog, trades
+                book, ist, fst, rng, pm, fills, nfill, m, t_next, 2**62, False, evlog, nlog, trades
             )
             if not placed and t_entry <= t_next:
                 apply_quotes(book, ist, fst, p, fills, nfill, m, px_b, px_a, L)
@@ -456,8 +546,103 @@ def reset_kernel(book, ist, fst, rng, p, initial, stationary, px0, q0, mask, obs
         tobs[m, :, :] = 0.0
 
 
+def stress_schedule(scenario: StressScenario, config: LOBMarketConfig) -> np.ndarray:
+    """Per-step parameters of a scenario: a ``(len(STRESS_ROWS), n_steps)`` float64 array.
+
+    Column ``t`` applies to the step from decision ``t`` to ``t + 1``; outside the window
+    (:meth:`configs.schema.StressWindow.steps`) the rows hold the calibrated market (factors 1,
+    no jump, the configured latencies). Inside:
+
+    - ``volatility`` (factor ``f``): every order-flow rate times ``f^2`` (``rate_factor``). In
+      the CST / queue-reactive book the mid moves only through events, and over a horizon long
+      against the inter-event times its variance grows like the number of events (Cont & de
+      Larrard 2013, "Price dynamics in a Markovian limit order market", SIAM J. Financial Math.
+      4, Theorem 1: sigma^2 proportional to the event rate), so a clock running ``f^2`` faster
+      is the honest analogue of ``sigma -> f sigma``, not an exact scaling over a short window
+      (the book's shape still starts from the unstressed one);
+    - ``fill_intensity`` (factor, side): the rate of the market orders hitting the agent's side
+      (sell market orders hit the bid) times the factor (``bid_market_factor``,
+      ``ask_market_factor``);
+    - ``jump`` (``jump_ticks``): the whole book shifted by ``size`` ticks at the start of the
+      window's first step and, with ``revert``, back at the start of its last step (so the
+      decisions strictly inside the window see the displaced mid, as in the analytic market);
+      the agent's resting orders keep their prices (:func:`jump_book`: a crash trades through
+      the bids). ``unit: price`` reads ``size`` in ticks (a whole number); ``unit: sigma`` in
+      standard deviations of the mid over the horizon, ``market.mid_volatility * sqrt(T)``
+      ticks (rounded to the nearest tick), which is the analytic market's unit when ``T = 1``;
+    - ``latency`` (factor, add): the entry, feed and response latencies ``x factor + add``.
+      With constant latencies each must stay below ``dt`` (the model's constraint).
+
+    :raises ValueError: naming the scenario, when it declares no meaning in the order book,
+        sets a perturbation this market does not apply, its window holds no step (or a
+        reverting jump a single step), a jump is not a whole number of ticks or rounds to 0, or
+        a stressed constant latency reaches ``dt``.
+    """
+    where = f"stress scenario {scenario.name!r}"
+    if "lob" not in scenario.markets:
+        raise ValueError(f"{where}: declares markets {scenario.markets}, not 'lob'")
+    shocks = scenario.perturbations.active()
+    unknown = sorted(set(shocks) - STRESS_PERTURBATIONS)
+    if unknown:
+        raise ValueError(f"{where}: perturbations {unknown} are not applied by the lob market")
+    try:
+        first, stop = scenario.window.steps(config.n_steps, config.T)
+    except ValueError as exc:
+        raise ValueError(f"{where}: {exc}") from None
+    sched = np.ones((len(STRESS_ROWS), config.n_steps))
+    sched[S_JUMP] = 0.0
+    sched[S_ENTRY_LAT] = config.entry_latency
+    sched[S_FEED_LAT] = config.feed_latency
+    sched[S_RESP_LAT] = config.response_latency
+    win = slice(first, stop)
+    pert = scenario.perturbations
+    if pert.volatility is not None:
+        sched[S_RATE, win] = pert.volatility.factor**2
+    if pert.fill_intensity is not None:
+        f = pert.fill_intensity
+        rows = {"both": [S_MKT_BID, S_MKT_ASK], "bid": [S_MKT_BID], "ask": [S_MKT_ASK]}[f.side]
+        sched[rows, win] = f.factor
+    if pert.jump is not None:
+        jump = pert.jump
+        if jump.revert and stop - first < 2:
+            raise ValueError(f"{where}: a reverting jump needs a window of at least 2 steps")
+        if jump.unit == "sigma":
+            ticks = round(jump.size * config.market.mid_volatility * math.sqrt(config.T))
+            if ticks == 0:
+                raise ValueError(
+                    f"{where}: jump.size = {jump.size} sigma is "
+                    f"{jump.size * config.market.mid_volatility * math.sqrt(config.T):.3g} "
+                    f"ticks (market.mid_volatility {config.market.mid_volatility} ticks/sqrt(time)"
+                    f" x sqrt(T = {config.T})): rounds to no tick"
+                )
+        else:
+            if jump.size != round(jump.size) or jump.size == 0:
+                raise ValueError(
+                    f"{where}: jump.size = {jump.size} with unit 'price' is a shift of the book "
+                    "in ticks: expected a non-zero whole number"
+                )
+            ticks = round(jump.size)
+        sched[S_JUMP, first] += ticks
+        if jump.revert:
+            sched[S_JUMP, stop - 1] -= ticks
+    if pert.latency is not None:
+        lat = pert.latency
+        for row, name in ((S_ENTRY_LAT, "entry_latency"), (S_FEED_LAT, "feed_latency"),
+                          (S_RESP_LAT, "response_latency")):  # fmt: skip
+            value = getattr(config, name) * lat.factor + lat.add
+            if config.latency_distribution == "constant" and value >= config.dt:
+                raise ValueError(
+                    f"{where}: latency makes {name} {getattr(config, name)} x {lat.factor} + "
+                    f"{lat.add} = {value:.6g} inside the window; constant latencies must stay "
+                    f"< dt ({config.dt}): lower latency.factor / latency.add or {name}"
+                )
+            sched[row, win] = value
+    return sched
+
+
 def pack_env_params(config: LOBMarketConfig) -> np.ndarray:
-    """The packed parameter vector: the market's (:func:`pack_params`) and the env's (E_*)."""
+    """The packed parameter vector: the market's (:func:`pack_params`), the env's (E_*) and,
+    with ``config.stress``, its schedule (:func:`stress_schedule`) appended at ``E_STRESS``."""
     c = config
     p = pack_params(
         c.market, _QUEUE_CODES[c.queue_model], c.queue_power, c.maker_fee_bps, c.taker_fee_bps
@@ -472,6 +657,9 @@ def pack_env_params(config: LOBMarketConfig) -> np.ndarray:
     p[E_LAT_EXP] = c.latency_distribution == "exponential"
     p[E_FEED_LAT], p[E_RESP_LAT] = c.feed_latency, c.response_latency
     p[E_LIQUIDATE] = c.terminal == "liquidate"
+    if c.stress is not None:
+        p[E_STRESS] = p.size
+        p = np.concatenate([p, stress_schedule(c.stress, c).ravel()])
     return p
 
 
@@ -480,6 +668,11 @@ class LOBMarketCore:
 
     Layouts and units: :mod:`envs.lob.book` (``book``, ``ist``, ``fst``, ``rng``) plus
     ``fst[:, F_OBS_MID]`` (the mid last observed, ticks) and ``step_count`` (decisions taken).
+
+    ``stress_schedule``: the per-step parameters of ``config.stress`` (:func:`stress_schedule`,
+    rows :data:`STRESS_ROWS`), None without a scenario. A scenario draws no extra random number
+    (with exponential latencies, a latency the scenario makes positive from 0 is drawn), so
+    before its window a stressed market follows the unstressed one from the same seed exactly.
 
     :param config: validated market and agent parameters.
     :param num_envs: number of markets ``N``.
@@ -496,6 +689,10 @@ class LOBMarketCore:
         self._kernel = step_kernel_parallel if parallel else step_kernel
         self.L = L = config.market.n_levels
         self.params = pack_env_params(config)
+        self.stress_schedule: np.ndarray | None = None
+        if config.stress is not None:
+            off = int(self.params[E_STRESS])
+            self.stress_schedule = self.params[off:].reshape(len(STRESS_ROWS), config.n_steps)
         self.book = np.zeros((num_envs, 2, L), np.int64)
         self.ist = np.zeros((num_envs, N_ISTATE), np.int64)
         self.fst = np.zeros((num_envs, N_ENV_FSTATE))
