@@ -17,6 +17,7 @@ from typing import Annotated, Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
 
 from calibration.params import TOKYO_CST, MarketParams
+from envs.agent_orders import AgentOrdersConfig
 from envs.replay.config import ReplayMarketConfig
 
 
@@ -111,8 +112,9 @@ class AnalyticMarketConfig(StrictModel):
         return self.T / self.n_steps
 
 
-class LOBMarketConfig(StrictModel):
-    """The event-driven Cont-Stoikov-Talreja (2010) market with the agent's orders."""
+class LOBMarketConfig(AgentOrdersConfig):
+    """The event-driven order-book market (Cont-Stoikov-Talreja 2010 or queue-reactive order
+    flow) with the agent's orders (:class:`envs.agent_orders.AgentOrdersConfig`)."""
 
     kind: Literal["lob"] = "lob"
     market: MarketParams = Field(
@@ -123,67 +125,12 @@ class LOBMarketConfig(StrictModel):
     initial_price: int = Field(
         10_000, ge=100, description="Best bid at reset (ticks); the best ask is one tick above."
     )
-    order_size: int = Field(1, ge=1, description="Size of each of the agent's quotes (lots).")
-    depth_min: float = Field(
-        -1.0,
-        description="Quote depth from the mid at action -1 (ticks; a depth below the half "
-        "spread crosses and trades at once as a taker).",
-    )
-    depth_max: float = Field(5.0, description="Quote depth from the mid at action +1 (ticks).")
-    q_max: int = Field(
-        20, ge=1, description="Maximum |inventory| (lots); quotes that could pass it are not sent."
-    )
-    q0: int = Field(0, description="Initial inventory (lots).")
-    phi: float = Field(
-        0.0, ge=0, description="Running inventory penalty: reward -= phi q^2 dt (currency/lot^2/t)."
-    )
-    alpha: float = Field(
-        0.0, ge=0, description="Terminal inventory penalty: reward -= alpha q_T^2 (currency/lot^2)."
-    )
-    maker_fee_bps: float = Field(
-        0.0, description="Fee on passive fills, bps of notional; negative is a rebate."
-    )
-    taker_fee_bps: float = Field(0.0, description="Fee on aggressive fills, bps of notional.")
     queue_model: Literal["risk_averse", "prob", "prob_log", "uniform", "exact"] = Field(
         "exact",
         description="Share of others' cancellations ahead of the agent: never (risk_averse), with "
         "probability f(ahead)/(f(ahead)+f(behind)), f = x^queue_power (prob) or log(1+x) "
         "(prob_log), or a uniform pick over the queue (uniform), which is the exact law of this "
         "model, where every resting lot is cancelled at the same rate (exact: the same here).",
-    )
-    queue_power: float = Field(
-        2.0, gt=0, description="Exponent n of f(x) = x^n (queue_model prob)."
-    )
-    entry_latency: float = Field(
-        0.0, ge=0, description="Delay from a decision to its orders being live (time units)."
-    )
-    feed_latency: float = Field(
-        0.0, ge=0, description="Age of the book and mid in the observation (time units)."
-    )
-    response_latency: float = Field(
-        0.0,
-        ge=0,
-        description="Age of the agent's own state (inventory, cash, orders) in the observation.",
-    )
-    latency_distribution: Literal["constant", "exponential"] = Field(
-        "constant",
-        description="The three latencies constant, or exponential with those means, drawn per "
-        "decision (an entry draw beyond the interval puts the orders live at its end; feed and "
-        "response draws are capped at dt).",
-    )
-    max_drawdown: float | None = Field(
-        None,
-        gt=0,
-        description="Kill switch: the episode ends (and liquidates) when the mark-to-market value "
-        "falls this far below its running maximum (currency); None disables it.",
-    )
-    terminal: Literal["liquidate", "mark"] = Field(
-        "liquidate",
-        description="At the end: liquidate the inventory with a marketable order walking the book "
-        "(taker fee), or keep it marked at the mid.",
-    )
-    max_fills: int = Field(
-        64, ge=1, description="Fills per market per decision kept in info (all are counted)."
     )
     stress: StressScenario | None = Field(
         None,
@@ -193,21 +140,12 @@ class LOBMarketConfig(StrictModel):
 
     @model_validator(mode="after")
     def _check(self) -> LOBMarketConfig:
-        if not self.depth_max > self.depth_min:
-            raise ValueError(
-                f"depth_max ({self.depth_max}) must exceed depth_min ({self.depth_min})"
-            )
+        self.check_orders(self.dt)
         if self.depth_max > self.market.n_levels - 1:
             raise ValueError(
                 f"depth_max ({self.depth_max}) must be <= market.n_levels - 1 "
                 f"({self.market.n_levels - 1}) so quotes start inside the simulated window"
             )
-        if abs(self.q0) > self.q_max:
-            raise ValueError(f"|q0| ({abs(self.q0)}) must not exceed q_max ({self.q_max})")
-        if self.latency_distribution == "constant":
-            for name in ("entry_latency", "feed_latency", "response_latency"):
-                if getattr(self, name) >= self.dt:
-                    raise ValueError(f"{name} ({getattr(self, name)}) must be < dt ({self.dt})")
         return self
 
     @property

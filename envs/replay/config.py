@@ -6,7 +6,9 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
+
+from envs.agent_orders import AgentOrdersConfig
 
 DEFAULT_SAMPLE = "lobster/AAPL_first49s_L10/AAPL_2012-06-21_34200000_57600000_message_10.csv"
 """The tape used when no path is given: the tiny AAPL fixture of the shared data folder."""
@@ -18,14 +20,12 @@ def shared_data_dir() -> Path:
     return Path(env) if env else Path(__file__).resolve().parents[2].parent / "shared" / "data"
 
 
-class ReplayMarketConfig(BaseModel):
+class ReplayMarketConfig(AgentOrdersConfig):
     """The agent's orders against a recorded day of events (the market is not moved by them).
 
     Unknown keys are errors (as every model of :mod:`configs.schema`, which can import this one
     without a cycle: nothing here imports ``configs``).
     """
-
-    model_config = ConfigDict(extra="forbid", validate_default=True)
 
     kind: Literal["replay"] = "replay"
     path: str | None = Field(
@@ -64,7 +64,6 @@ class ReplayMarketConfig(BaseModel):
     )
     dt: float = Field(1.0, gt=0, description="Event time between two decisions (seconds).")
     n_steps: int = Field(30, ge=1, description="Decisions per episode (window = n_steps dt).")
-    order_size: int = Field(1, ge=1, description="Size of each of the agent's quotes (lots).")
     depth_min: float = Field(
         0.0,
         description="Quote depth from the mid at action -1 (ticks; below the half spread the "
@@ -74,19 +73,6 @@ class ReplayMarketConfig(BaseModel):
     q_max: int = Field(
         100, ge=1, description="Maximum |inventory| (lots); quotes that could pass it are not sent."
     )
-    q0: int = Field(0, description="Initial inventory (lots).")
-    phi: float = Field(
-        0.0,
-        ge=0,
-        description="Running inventory penalty: reward -= phi q^2 dt (currency/lot^2/second).",
-    )
-    alpha: float = Field(
-        0.0, ge=0, description="Terminal inventory penalty: reward -= alpha q_T^2 (currency/lot^2)."
-    )
-    maker_fee_bps: float = Field(
-        0.0, description="Fee on passive fills, bps of notional; negative is a rebate."
-    )
-    taker_fee_bps: float = Field(0.0, description="Fee on aggressive fills, bps of notional.")
     queue_model: Literal["exact", "risk_averse", "prob", "prob_log"] = Field(
         "exact",
         description="Queue ahead of the agent: exact (LOBSTER order ids: the orders resting at "
@@ -94,50 +80,12 @@ class ReplayMarketConfig(BaseModel):
         "trades advance it), prob (a decrease is ahead with probability "
         "f(ahead)/(f(ahead)+f(behind)), f = x^queue_power) or prob_log (f = log(1+x)).",
     )
-    queue_power: float = Field(2.0, gt=0, description="Exponent n of f(x) = x^n (prob).")
-    entry_latency: float = Field(
-        0.0, ge=0, description="Delay from a decision to its orders being live (seconds)."
-    )
-    feed_latency: float = Field(
-        0.0, ge=0, description="Age of the book and mid in the observation (seconds)."
-    )
-    response_latency: float = Field(
-        0.0, ge=0, description="Age of the agent's own state in the observation (seconds)."
-    )
-    latency_distribution: Literal["constant", "exponential"] = Field(
-        "constant",
-        description="Latencies constant, or exponential with those means drawn per decision "
-        "(entry capped at the interval's end, feed and response at dt).",
-    )
-    max_drawdown: float | None = Field(
-        None,
-        gt=0,
-        description="Kill switch: end (and liquidate) when the value falls this far below its "
-        "running maximum (currency); None disables it.",
-    )
-    terminal: Literal["liquidate", "mark"] = Field(
-        "liquidate",
-        description="At the end: liquidate the inventory against the recorded book (taker fee), "
-        "or keep it marked at the mid.",
-    )
-    max_fills: int = Field(
-        64, ge=1, description="Fills per market per decision kept in info (all are counted)."
-    )
 
     @model_validator(mode="after")
     def _check(self) -> ReplayMarketConfig:
-        if not self.depth_max > self.depth_min:
-            raise ValueError(
-                f"depth_max ({self.depth_max}) must exceed depth_min ({self.depth_min})"
-            )
-        if abs(self.q0) > self.q_max:
-            raise ValueError(f"|q0| ({abs(self.q0)}) must not exceed q_max ({self.q_max})")
+        self.check_orders(self.dt)
         if self.format == "lobster" and self.extra_paths:
             raise ValueError("extra_paths is for Binance captures; LOBSTER takes one path")
-        if self.latency_distribution == "constant":
-            for name in ("entry_latency", "feed_latency", "response_latency"):
-                if getattr(self, name) >= self.dt:
-                    raise ValueError(f"{name} ({getattr(self, name)}) must be < dt ({self.dt})")
         return self
 
     @property
