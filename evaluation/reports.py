@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import html
 import logging
+import math
 import os
 import re
 import warnings
@@ -165,17 +166,23 @@ def risk_table(returns: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame:
 
 
 def risk_plots(
-    returns: pd.Series, directory: str | Path, label: str, alpha: float = 0.05
+    returns: pd.Series, directory: str | Path, label: str, alpha: float = 0.05, scale: float = 1.0
 ) -> list[Path]:
     """Riskfolio's return histogram with its risk measures, and its drawdown chart, as PNGs.
 
     ``returns``: one policy's returns (fractions of capital; undated ones are laid on
     business days, one per session). Writes ``<label>_risk_hist.png`` and
-    ``<label>_drawdown.png``.
+    ``<label>_drawdown.png``. ``scale`` multiplies the returns before plotting (the titles say
+    so): every measure shown is positively homogeneous, and Riskfolio's relativistic VaR / DaR
+    solves (CLARABEL) often fail on returns of order 1e-4 to 1e-2, falling back to one that takes
+    minutes; :func:`plot_scale` gives a power of ten that avoids it.
     """
     import riskfolio as rp
 
-    series = _dated(pd.Series(returns, dtype=np.float64), "returns")
+    if not scale > 0:
+        raise ValueError(f"scale: expected > 0, got {scale}")
+    series = _dated(pd.Series(returns, dtype=np.float64), "returns") * scale
+    unit = "fraction of capital" if scale == 1.0 else f"fraction of capital x {scale:g}"
     frame = series.to_frame(label)
     w = pd.Series([1.0], index=[label], name="weights")
     d = Path(directory)
@@ -183,21 +190,30 @@ def risk_plots(
     with _quiet_third_party():
         fig, ax = plt.subplots(figsize=(11, 6))
         rp.PlotFunctions.plot_hist(frame, w, alpha=alpha, bins=40, ax=ax)
-        ax.set_title(f"{label}: distribution of returns (fraction of capital) and risk measures")
-        ax.set_xlabel("return per session (% of capital)")
+        ax.set_title(f"{label}: distribution of returns ({unit}) and risk measures")
+        ax.set_xlabel(f"return per session (%, {unit})")
         ax.legend(loc="upper left", fontsize="small", bbox_to_anchor=(1.01, 1.0))
         paths.append(_save(fig, d / f"{_slug(label)}_risk_hist.png"))
 
         fig = plt.figure(figsize=(11, 7))
         rp.PlotFunctions.plot_drawdown(frame, w, alpha=alpha, height=7, width=11)
         axes = [a for a in fig.axes if a.axison]
-        axes[0].set_title(f"{label}: cumulative return (compounded, fraction of capital)")
+        axes[0].set_title(f"{label}: cumulative return (compounded, {unit})")
         axes[1].set_title(f"{label}: uncompounded drawdown and drawdown risk measures")
         axes[1].legend(loc="upper left", fontsize="small", bbox_to_anchor=(1.01, 1.0))
         for a in axes:
             a.set_xlabel("session")
         paths.append(_save(fig, d / f"{_slug(label)}_drawdown.png"))
     return paths
+
+
+def plot_scale(returns: np.ndarray, target: float = 0.01) -> float:
+    """The power of ten (>= 1) that brings the standard deviation of ``returns`` to at least
+    ``target``: the ``scale`` of :func:`risk_plots`."""
+    sd = float(np.std(np.asarray(returns, np.float64)))
+    if not sd > 0 or sd >= target:
+        return 1.0
+    return float(10.0 ** math.ceil(math.log10(target / sd)))
 
 
 # --------------------------------------------------------------------------- seaborn figures
@@ -315,6 +331,7 @@ def fill_rate_against_queue(tables: Mapping[str, pd.DataFrame], directory: str |
         x = t["queue_ahead_mid"].to_numpy(np.float64)
         y = t["fill_rate"].to_numpy(np.float64)
         err = np.vstack([y - t["ci_low"].to_numpy(), t["ci_high"].to_numpy() - y])
+        err = np.maximum(err, 0.0)  # Wilson bounds at 0 or 1 fills can miss y by rounding
         ax.errorbar(
             x,
             y,
@@ -423,5 +440,9 @@ def _html_item(item: Path | pd.DataFrame | str, page_dir: Path) -> str:
     raise ValueError(f"summary item {path}: expected a .png, .html, DataFrame or text")
 
 
-def _slug(label: str) -> str:
+def slug(label: str) -> str:
+    """``label`` as a file-name stem (letters, digits, ``_.-``): how report files are named."""
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", label).strip("_") or "policy"
+
+
+_slug = slug

@@ -2,6 +2,7 @@
 
     python -m experiments.evaluate --config configs/demo.yaml [--set evaluation.n_paths=200]
     python -m experiments.evaluate --config configs/cj_sac.yaml --run-id RUN_ID
+    python -m experiments.evaluate --config configs/lob_sac.yaml --no-reports
 
 Reads top to bottom: config, tracking preflight, market, policies, rollouts, table,
 figures, logging. Every policy runs from the same seed over ``evaluation.n_paths``
@@ -13,6 +14,12 @@ objective: the optimality ratio J / h(0, q0) of the Cartea-Jaimungal value funct
 estimated against the optimum's own episodes on the same seeds (a control variate). The
 order-book market (``market.kind: lob``) has no known optimum: there the policies are
 compared with each other (paired differences on the same seeds).
+
+The run's ``reports/`` artifact folder holds, per policy, a QuantStats tear sheet of its
+episode returns, Riskfolio risk measures and plots of its inventory PnL, the seaborn figures
+(PnL fan, inventory distribution, quotes against inventory, fill rate against queue position in
+the order book, mark-outs) and ``reports/index.html``, a summary page linking them
+(:func:`write_reports`; ``--no-reports`` skips them).
 """
 
 from __future__ import annotations
@@ -25,16 +32,18 @@ import time
 from pathlib import Path
 
 import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
 from rich.console import Console
 from rich.progress import track
 from rich.table import Table
 
-from agents.base import Policy
+from agents.base import ObservationBatch, Policy
 from agents.factory import make_policy
 from configs.schema import ExperimentConfig, policy_label
 from envs.batched import BatchedMarketEnv
-from evaluation import figures
+from evaluation import figures, reports
+from evaluation.metrics import fill_rate_by_queue, markouts
 from evaluation.rollout import EpisodeBatch, rollout
 from evaluation.stats import MeanCI
 from evaluation.summary import (
@@ -45,6 +54,7 @@ from evaluation.summary import (
     results_frame,
     summarize,
 )
+from experiments.backtest import session_record
 from experiments.config import (
     ConfigError,
     add_config_arguments,
@@ -64,14 +74,59 @@ def build_policies(cfg: ExperimentConfig, env: BatchedMarketEnv) -> dict[str, Po
 
 
 def run_policies(
-    cfg: ExperimentConfig, policies: dict[str, Policy], progress: bool = True
+    cfg: ExperimentConfig,
+    policies: dict[str, Policy],
+    progress: bool = True,
+    record_steps: bool = False,
 ) -> dict[str, EpisodeBatch]:
-    """One batch of ``n_paths`` episodes per policy, all from the same evaluation seed."""
+    """One batch of ``n_paths`` episodes per policy, all from the same evaluation seed.
+
+    With ``record_steps`` every batch keeps its per-step record (:class:`StepRecord`), and in
+    the order book the queue ahead of the agent's resting orders at each decision
+    (:class:`QueueObserver`, in ``batch.paths["queue_ahead"]`` / ``["resting"]``).
+    """
     env = make_vector_env(cfg.market, cfg.evaluation.n_paths)
     seed = stream_seed(cfg.seed, "evaluation")
     items = list(policies.items())
     iterator = track(items, description="Evaluating policies") if progress else items
-    return {label: rollout(env, policy, seed, record_paths=True) for label, policy in iterator}
+    out = {}
+    for label, policy in iterator:
+        observer = QueueObserver(policy) if record_steps else None
+        batch = rollout(env, observer or policy, seed, record_paths=True,
+                        record_steps=record_steps)  # fmt: skip
+        if observer is not None and observer.ahead:
+            batch.paths["queue_ahead"] = np.stack(observer.ahead, 1)
+            batch.paths["resting"] = np.stack(observer.resting, 1)
+            batch.paths["order_price"] = np.stack(observer.price, 1)
+        out[label] = batch
+    return out
+
+
+class QueueObserver(Policy):
+    """A policy that also notes, at each decision, the agent's resting orders the order book
+    shows it (observation ``orders`` ``(N, 2, 3)``: price in ticks, remaining lots, lots ahead
+    in the queue; side 0 bid, 1 ask). Arrays ``(N, 2)`` per decision; nothing in markets
+    without queues."""
+
+    def __init__(self, policy: Policy) -> None:
+        self.policy = policy
+        self.name = policy.name
+        self.ahead: list[np.ndarray] = []
+        self.resting: list[np.ndarray] = []
+        self.price: list[np.ndarray] = []
+
+    def reset(self) -> None:
+        self.policy.reset()
+        self.ahead, self.resting, self.price = [], [], []
+
+    def act(self, observation: ObservationBatch) -> np.ndarray:
+        orders = observation.get("orders")
+        if orders is not None:
+            o = np.asarray(orders, np.float64)
+            self.price.append(o[:, :, 0].copy())
+            self.resting.append(o[:, :, 1] > 0)
+            self.ahead.append(o[:, :, 2].copy())
+        return self.policy.act(observation)
 
 
 def load_sac_policy(run_id: str, cfg: ExperimentConfig, workdir: Path) -> Policy:
@@ -102,6 +157,159 @@ def learning_curve(run_id: str, cfg: ExperimentConfig) -> plt.Figure | None:
     ax.set_title(f"Learning curve of run {run_id[:8]} (deterministic policy, validation seeds)")
     fig.tight_layout()
     return fig
+
+
+MARKOUT_DECISIONS = (1, 5, 10, 60)
+"""Mark-out horizons of the reports, in decisions (``x market.dt`` time units)."""
+FIGURE_SAMPLE = 10_000
+"""Steps (quotes against inventory) and fills (mark-outs) per policy drawn without replacement
+(seeded) for the figures with bootstrap intervals; the inventory histogram draws ten times as
+many steps."""
+
+
+def _sample(rng: np.random.Generator, n: int, size: int) -> np.ndarray:
+    """Sorted indices of ``min(n, size)`` of ``n`` rows drawn without replacement."""
+    return np.sort(rng.choice(n, size, replace=False)) if n > size else np.arange(n)
+
+
+def inventory_pnl_paths(batch: EpisodeBatch) -> np.ndarray:
+    """Inventory PnL of each episode, ``sum_t q_{t-1} (S_t - S_{t-1})`` (cash units, ``(N,)``;
+    the mid-risk part of the PnL, :func:`evaluation.metrics.inventory_pnl`)."""
+    rec = batch.record
+    assert rec is not None
+    return np.sum(rec.inventory[:, :-1] * np.diff(rec.mid, axis=1), axis=1)
+
+
+def queue_fill_table(batch: EpisodeBatch) -> pd.DataFrame | None:
+    """Fill probability within one decision of the agent's resting orders, by the queue ahead.
+
+    A resting order seen at decision ``t`` (observation ``orders``) that the policy keeps (same
+    price at ``t``: it keeps its queue place) is one trial, with the lots ahead of it at ``t``
+    as its queue position; it succeeds when a passive fill on its side lands during step ``t``.
+    The fills' ``queue_ahead`` is the queue at entry of filled orders only, so the trials use the
+    queue seen at each decision instead. None in markets without queues or without trials.
+    """
+    rec = batch.record
+    if rec is None or "queue_ahead" not in batch.paths:
+        return None
+    ahead, resting, price = (batch.paths[k] for k in ("queue_ahead", "resting", "order_price"))
+    steps = ahead.shape[1]
+    f = rec.fills[rec.fills["taker"] == 0]
+    xs, hits = [], []
+    for j, (quote, side) in enumerate(((rec.bid, 1.0), (rec.ask, -1.0))):
+        kept = resting[:, :, j] & (price[:, :, j] == quote[:, :steps])
+        filled = np.zeros(kept.shape, np.bool_)
+        mine = f[(f["side"] == side) & (f["step"] < steps)]
+        filled[mine["episode"].to_numpy(), mine["step"].to_numpy()] = True
+        xs.append(ahead[:, :, j][kept])
+        hits.append(filled[kept])
+    x, hit = np.concatenate(xs), np.concatenate(hits)
+    if x.size < 10:
+        return None
+    return fill_rate_by_queue(x, hit, bins=5)
+
+
+def write_reports(cfg: ExperimentConfig, batches: dict[str, EpisodeBatch], directory: Path) -> Path:
+    """Every report file of an evaluation into ``directory``; returns ``index.html``.
+
+    Returns are PnL over ``backtest.capital`` (cash units of the market: currency in the
+    analytic market, ticks x lots in the order book), one per episode, laid on consecutive
+    business days (:mod:`evaluation.reports`): per policy a QuantStats tear sheet of the
+    episode returns; Riskfolio risk measures (CVaR, EVaR, CDaR, drawdowns; Rockafellar &
+    Uryasev 2000, Ahmadi-Javid 2012, Chekhlov, Uryasev & Zabarankin 2005) of the episodes'
+    inventory PnL (:func:`inventory_pnl_paths`) with their plots; the seaborn figures from
+    the per-step records. Mark-outs at :data:`MARKOUT_DECISIONS` decisions after each fill,
+    episodes laid end to end with a gap (a horizon past an episode's end uses its final mid).
+    """
+    m = cfg.market
+    capital = cfg.backtest.capital
+    d = Path(directory)
+    d.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng([stream_seed(cfg.seed, "evaluation"), 1])  # quote sample
+    sheets: list[Path | str] = []
+    risk_pngs: list[Path | str] = []
+    inventory_returns = {}
+    for label, b in batches.items():
+        rec = b.record
+        assert rec is not None, "the rollout must record steps"
+        sheets.append(reports.tear_sheet(
+            pd.Series(b.pnl / capital), d / f"{reports.slug(label)}_tear_sheet.html",
+            title=f"{cfg.name}: {label}", parameters={"capital": capital, "episodes": b.pnl.size},
+        ))  # fmt: skip
+        inventory_returns[label] = x = inventory_pnl_paths(b) / capital
+        if np.ptp(x) > 0:  # Riskfolio's histogram fits a normal: no plot of a constant
+            scale = reports.plot_scale(x)
+            risk_pngs += reports.risk_plots(pd.Series(x), d, label, scale=scale)
+        else:
+            risk_pngs.append(f"{label}: inventory PnL {x[0] * capital:g} in every episode.")
+    risk = reports.risk_table(pd.DataFrame(inventory_returns))
+    risk.to_csv(d / "inventory_pnl_risk.csv")
+
+    grid = {label: b.record.time[int(np.argmax(b.steps))] for label, b in batches.items()
+            if b.record is not None}  # fmt: skip
+    longest = max(grid.values(), key=len)
+    pnl = {label: b.record.pnl[:, : longest.size] for label, b in batches.items()
+           if b.record is not None and b.record.pnl.shape[1] == longest.size}  # fmt: skip
+    pngs = [reports.pnl_fan(pnl, longest, d, time_unit="time units")]
+    inventory = {}
+    for label, b in batches.items():
+        assert b.record is not None
+        q = b.record.inventory.ravel()
+        inventory[label] = q[_sample(rng, q.size, 10 * FIGURE_SAMPLE)]
+    pngs.append(reports.inventory_distribution(inventory, d))
+    quotes = {}
+    for label, b in batches.items():
+        rec = b.record
+        assert rec is not None
+        frame = pd.DataFrame({
+            "inventory": rec.inventory[:, :-1].ravel(),
+            "bid_depth": (rec.mid - rec.bid)[:, :-1].ravel(),
+            "ask_depth": (rec.ask - rec.mid)[:, :-1].ravel(),
+        }).dropna()  # fmt: skip
+        quotes[label] = frame.iloc[_sample(rng, len(frame), FIGURE_SAMPLE)]
+    pngs.append(reports.quotes_against_inventory(quotes, d))
+    queue = {label: t for label, b in batches.items() if (t := queue_fill_table(b)) is not None}
+    if queue:
+        pngs.append(reports.fill_rate_against_queue(queue, d))
+    horizons = [k * m.dt for k in MARKOUT_DECISIONS if k * m.dt < m.T]
+    marks = {}
+    for label, b in batches.items():
+        if b.record is None or b.record.fills.empty or not horizons:
+            continue
+        starts = (m.T + max(horizons)) * np.arange(b.pnl.size)
+        fills = markouts(session_record(b, starts, m.dt, 1.0), horizons)
+        marks[label] = fills[_sample(rng, len(fills), FIGURE_SAMPLE)]
+    if any(np.isfinite(v).any() for v in marks.values()):
+        pngs.append(reports.markouts_by_horizon(marks, horizons, d))
+
+    units = "currency" if m.kind == "analytic" else "ticks x lots"
+    return reports.summary_page(
+        d,
+        {
+            "Tear sheets (QuantStats)": [
+                f"One return per episode: episode PnL / {capital:g} ({units}); episodes laid "
+                "on consecutive business days, uncompounded.",
+                *sheets,
+            ],
+            "Risk of the inventory PnL (Riskfolio)": [
+                "Inventory PnL per episode, sum q_(t-1) (S_t - S_(t-1)), over the capital; "
+                "risk measures at 95% (losses positive, fractions of capital).",
+                risk,
+                *risk_pngs,
+            ],
+            "Figures": [
+                f"{len(next(iter(batches.values())).pnl)} episodes per policy on common random "
+                f"numbers (seed {cfg.seed}). At most {FIGURE_SAMPLE:,} steps (quotes against "
+                f"inventory), {10 * FIGURE_SAMPLE:,} steps (inventory) and {FIGURE_SAMPLE:,} "
+                "fills (mark-outs) drawn per policy. Fill rate against queue position (order "
+                "book only): resting orders kept at a decision, by the lots ahead of them then, "
+                f"filled within the next decision. Mark-outs at {list(MARKOUT_DECISIONS)} "
+                "decisions.",
+                *pngs,
+            ],
+        },
+        title=f"{cfg.name}: evaluation report",
+    )
 
 
 def results_table(summaries: dict[str, dict], cfg: ExperimentConfig) -> Table:
@@ -152,6 +360,11 @@ def main(argv: list[str] | None = None) -> int:
     add_config_arguments(parser, default=DEFAULT_CONFIG)
     parser.add_argument("--run-id", help="also evaluate the SAC policy of this training run")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    parser.add_argument(
+        "--no-reports",
+        action="store_true",
+        help="skip the reports/ folder (tear sheets, risk tables, figures)",
+    )
     args = parser.parse_args(argv)
     console = Console(width=None if sys.stdout.isatty() else 150)
 
@@ -191,7 +404,8 @@ def main(argv: list[str] | None = None) -> int:
                           "and no --run-id was given", highlight=False)  # fmt: skip
             return 2
         start = time.perf_counter()
-        batches = run_policies(cfg, policies, progress=not args.no_progress)
+        with_reports = not args.no_reports
+        batches = run_policies(cfg, policies, not args.no_progress, record_steps=with_reports)
         elapsed = time.perf_counter() - start
 
         # Paired differences against the first baseline of the config (same seeds, same
@@ -234,6 +448,11 @@ def main(argv: list[str] | None = None) -> int:
             if fig is not None:
                 run.log_figure(fig, f"figures/{name}")
                 plt.close(fig)
+        if with_reports:
+            start = time.perf_counter()
+            write_reports(cfg, batches, workdir / "reports")
+            run.log_artifacts(workdir / "reports", "reports")
+            run.log_metrics({"eval/report_seconds": time.perf_counter() - start})
         shutil.rmtree(workdir, ignore_errors=True)
 
         console.print(results_table(summaries, cfg))

@@ -20,7 +20,7 @@ def test_lob_config_validates_with_the_order_book_features_and_every_baseline():
 def test_evaluate_runs_the_baselines_in_the_order_book(tmp_path, capsys):
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     code = main([
-        "--config", "configs/lob_sac.yaml", "--no-progress",
+        "--config", "configs/lob_sac.yaml", "--no-progress", "--no-reports",
         "--set", "evaluation.n_paths=16", "--set", "market.n_steps=30", "--set", "market.T=30",
         "--set", f"tracking.uri={uri}", "--set", "tracking.experiment=smoke_lob",
     ])  # fmt: skip
