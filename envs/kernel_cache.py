@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from types import FunctionType
+from typing import Any
 
 
 def drop_stale_kernel_cache(package: Path, sources: Sequence[Path], stamp: str) -> None:
@@ -36,3 +38,22 @@ def drop_stale_kernel_cache(package: Path, sources: Sequence[Path], stamp: str) 
         stamp_file.write_text(digest)
     except OSError:  # read-only install: numba then cannot cache here either
         return
+
+
+def renamed(fn: Callable[..., Any], suffix: str) -> Callable[..., Any]:
+    """A copy of the plain function ``fn`` named ``<name><suffix>``.
+
+    numba names a kernel's cache files after the function's qualified name and line, not its
+    compile flags: a serial and a ``parallel=True`` build of one function share them, and
+    the second to compile loads the first one's machine code from disk (the "parallel" step
+    kernel ran on one thread). Compiling the parallel build from a renamed copy gives it its
+    own cache files.
+    """
+    if not isinstance(fn, FunctionType):
+        raise TypeError(f"renamed() copies plain functions, got {type(fn).__name__}")
+    copy = FunctionType(fn.__code__, fn.__globals__, fn.__name__ + suffix, fn.__defaults__,
+                        fn.__closure__)  # fmt: skip
+    copy.__qualname__ = fn.__qualname__ + suffix
+    copy.__doc__ = fn.__doc__
+    copy.__module__ = fn.__module__
+    return copy

@@ -58,6 +58,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from envs.kernel_cache import renamed
+
 BID, ASK = 0, 1
 
 # ---- ist columns (int64)
@@ -1113,7 +1115,9 @@ simulate = numba.njit(cache=True, nogil=True)(_simulate_impl)
 simulate.__doc__ = """Advance every market ``m`` until ``until[m]``, ``max_events`` events or
 (``stop_on_mid``) its first mid change, logging its events to ``evlog`` when that has rows; write
 the stop reason to ``stops[m]``. Serial."""
-simulate_parallel = numba.njit(cache=True, nogil=True, parallel=True)(_simulate_impl)
+simulate_parallel = numba.njit(cache=True, nogil=True, parallel=True)(
+    renamed(_simulate_impl, "_parallel")
+)
 simulate_parallel.__doc__ = "As :func:`simulate`, markets spread over threads with ``prange``."
 
 

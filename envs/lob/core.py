@@ -46,6 +46,7 @@ import numpy as np
 
 from calibration.params import MarketParams
 from configs.schema import StressScenario
+from envs.kernel_cache import renamed
 from envs.lob.book import (
     ASK,
     BID,
@@ -524,7 +525,9 @@ def _step_impl(
 
 
 step_kernel = numba.njit(cache=True, nogil=True)(_step_impl)
-step_kernel_parallel = numba.njit(cache=True, nogil=True, parallel=True)(_step_impl)
+step_kernel_parallel = numba.njit(cache=True, nogil=True, parallel=True)(
+    renamed(_step_impl, "_parallel")
+)
 """The step kernel with the markets spread over threads (``prange``); same results."""
 
 

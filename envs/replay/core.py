@@ -53,6 +53,7 @@ import numba
 import numpy as np
 
 from data.schema import ADD, CANCEL, SNAPSHOT, TRADE
+from envs.kernel_cache import renamed
 from envs.lob.book import BID, N_FILL_COLS, exponential, record_fill, seed_states, uniform
 from envs.lob.core import O_BOOK, O_CASH, O_INV, O_MID, O_TIME, obs_size, split_obs
 from envs.replay.config import ReplayMarketConfig
@@ -504,7 +505,9 @@ def _step_impl(action, t, kind, eside, price, size, added_at, hidden, row, bpx, 
 
 
 step_kernel = numba.njit(cache=True, nogil=True)(_step_impl)
-step_kernel_parallel = numba.njit(cache=True, nogil=True, parallel=True)(_step_impl)
+step_kernel_parallel = numba.njit(cache=True, nogil=True, parallel=True)(
+    renamed(_step_impl, "_parallel")
+)
 """The step kernel with the replays spread over threads (``prange``); same results."""
 
 
