@@ -19,6 +19,7 @@ from agents.baselines import (
     GLFTAsymptotic,
     SymmetricSpread,
 )
+from calibration.params import MarketParams
 from configs.schema import (
     AnalyticMarketConfig,
     AvellanedaStoikovConfig,
@@ -88,18 +89,7 @@ def model_parameters(
         return ModelParameters(m.sigma, m.A, m.k, m.T, m.q_max, m.phi, m.alpha)
     if isinstance(market, LOBMarketConfig):
         flow = market.market
-        tick_value = flow.tick_size * flow.lot_size
-        return ModelParameters(
-            sigma=flow.mid_volatility,
-            A=flow.fill_curve.A,
-            k=flow.fill_curve.k,
-            T=market.T,
-            q_max=market.q_max,
-            phi=market.phi / tick_value,
-            alpha=market.alpha / tick_value,
-            unit_orders=market.order_size == 1,
-            currency_per_unit=tick_value,
-        )
+        return _order_book_parameters(market, flow, flow.tick_size * flow.lot_size)
     if isinstance(market, ReplayMarket):
         return _replay_parameters(market)
     raise TypeError(f"no model parameters for market config {type(market).__name__}")
@@ -121,7 +111,15 @@ def _replay_parameters(market: ReplayMarket) -> ModelParameters:
             f"market.market_params.tick_size ({flow.tick_size}) is not the tape's tick "
             f"({spec.tick_size}): A, k and sigma would be in other units than the quotes"
         )
-    tick_value = spec.tick_size * spec.lot_size
+    return _order_book_parameters(market, flow, spec.tick_size * spec.lot_size)
+
+
+def _order_book_parameters(
+    market: LOBMarketConfig | ReplayMarket, flow: MarketParams, tick_value: float
+) -> ModelParameters:
+    """The model of an order-book market (simulated or replayed) from its calibrated order flow:
+    A, k from the fill curve and sigma from the mid volatility (ticks), the penalties converted
+    from currency to ticks by ``tick_value``, the currency value of one tick on one lot."""
     return ModelParameters(
         sigma=flow.mid_volatility,
         A=flow.fill_curve.A,
