@@ -7,9 +7,11 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
+from agents.base import Policy
 from agents.baselines import CarteaJaimungal
 from configs.schema import AnalyticMarketConfig, LOBMarketConfig, ReplayMarket
 from envs.layout import DepthActionMap
+from evaluation.exact import ExactAnalyticMarket
 from evaluation.rollout import EpisodeBatch
 from evaluation.stats import MeanCI, mean_ci
 
@@ -76,16 +78,81 @@ def optimal_policy(
     return CarteaJaimungal(m.sigma, m.A, m.k, m.phi, m.alpha, m.T, m.q_max, action_map=action_map)
 
 
+def optimum_mean(
+    market: AnalyticMarketConfig | LOBMarketConfig | ReplayMarket,
+    optimum: CarteaJaimungal | None,
+) -> float | None:
+    """The optimum policy's exact expected episode reward in this (discrete-time) market, the
+    mean the control variate of :func:`optimality` needs; None where it is not known (no
+    optimum, a stress scenario, a kill switch).
+
+    It is not ``h(0, q0)``: the market decides every ``dt``, so the continuous-time optimum's
+    quotes earn a little more or less (``6.4049`` against ``h = 6.3806`` in
+    ``configs/cj_sac.yaml``; :mod:`evaluation.exact`).
+    """
+    if optimum is None or not isinstance(market, AnalyticMarketConfig):
+        return None
+    if optimum.action_map is None:
+        raise ValueError("the optimum policy needs its action map to be evaluated")
+    try:
+        exact = ExactAnalyticMarket(market)
+    except ValueError:
+        return None
+    return exact.policy_value(optimum, optimum.action_map)
+
+
+def _exact_market(
+    market: AnalyticMarketConfig | LOBMarketConfig | ReplayMarket,
+) -> ExactAnalyticMarket | None:
+    if not isinstance(market, AnalyticMarketConfig):
+        return None
+    try:
+        return ExactAnalyticMarket(market)
+    except ValueError:  # stress scenario or kill switch: simulation only
+        return None
+
+
+def discrete_optimum(market: AnalyticMarketConfig | LOBMarketConfig | ReplayMarket) -> float | None:
+    """The best expected episode reward of the market as simulated (decisions every ``dt``),
+    by backward induction (:meth:`ExactAnalyticMarket.optimum`); None where not computable."""
+    exact = _exact_market(market)
+    return None if exact is None else exact.optimum()[0].start
+
+
+def exact_ratios(
+    market: AnalyticMarketConfig | LOBMarketConfig | ReplayMarket,
+    policies: Mapping[str, Policy],
+    action_map: DepthActionMap,
+) -> dict[str, float]:
+    """``J / h(0, q0)`` with J the exact expected episode reward, for each policy that quotes
+    as a function of time and inventory alone (:mod:`evaluation.exact`); policies that read
+    anything else, and markets without a known optimum, are left out."""
+    h = optimal_value(market)
+    exact = _exact_market(market)
+    if h is None or exact is None:
+        return {}
+    out = {}
+    for label, policy in policies.items():
+        try:
+            out[label] = exact.policy_value(policy, action_map) / h
+        except ValueError:
+            continue
+    return out
+
+
 def optimality(
-    batch: EpisodeBatch, optimal: float, optimum: EpisodeBatch | None = None
+    batch: EpisodeBatch,
+    optimal: float,
+    optimum: EpisodeBatch | None = None,
+    optimum_expected: float | None = None,
 ) -> dict[str, float]:
     """``optimality_ratio`` = J / h(0, q0) and its standard error.
 
     Without ``optimum``, J is the batch's mean reward. With ``optimum``, the episodes of the
-    optimal policy on the same seeds, J is estimated as ``h + mean(R - R*)``: a control
-    variate (the optimum's expected reward is known exactly, it is h), unbiased, with the
-    error of the paired difference, a fraction of the plain mean's (the two policies share
-    the mid paths and fill draws).
+    optimal policy on the same seeds, J is estimated as ``E[R*] + mean(R - R*)``: a control
+    variate, unbiased because ``optimum_expected`` = ``E[R*]`` is known exactly
+    (:func:`optimum_mean`), with the error of the paired difference, a fraction of the plain
+    mean's (the two policies share the mid paths and fill draws).
     """
     n = batch.reward.size
     if optimum is None:
@@ -93,8 +160,10 @@ def optimality(
     else:
         if optimum.reward.shape != batch.reward.shape:
             raise ValueError("the control variate needs the optimum's episodes on the same seeds")
+        if optimum_expected is None:
+            raise ValueError("the control variate needs the optimum's exact expected reward")
         diff = batch.reward - optimum.reward
-        mean, std = optimal + float(diff.mean()), float(diff.std(ddof=1))
+        mean, std = optimum_expected + float(diff.mean()), float(diff.std(ddof=1))
     return {
         "optimality_ratio": mean / optimal,
         "optimality_ratio_stderr": std / np.sqrt(n) / abs(optimal),

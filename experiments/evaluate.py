@@ -47,10 +47,13 @@ from evaluation.metrics import fill_rate_by_queue, markouts
 from evaluation.rollout import EpisodeBatch, rollout
 from evaluation.stats import MeanCI
 from evaluation.summary import (
+    discrete_optimum,
+    exact_ratios,
     flat_metrics,
     optimal_policy,
     optimal_value,
     optimality,
+    optimum_mean,
     results_frame,
     summarize,
 )
@@ -340,8 +343,17 @@ def results_table(summaries: dict[str, dict], cfg: ExperimentConfig) -> Table:
         "mean quoted ask - bid (price units: ticks in the order book)."
     )
     with_optimum = all("optimality_ratio" in s for s in summaries.values())
+    with_exact = with_optimum and any("exact_ratio" in s for s in summaries.values())
+    if with_optimum:
+        table.caption += (
+            " J/h(0,0): expected reward over the continuous-time optimum h(0,0), estimated with "
+            "the optimum's episodes as control variate (± standard error)"
+            + ("; exact: computed by backward induction over (time, inventory)." if with_exact
+               else ".")
+        )
     table.add_column("policy", no_wrap=True)
-    for col in ("reward", "Δ reward", *(["J/h(0,0)"] if with_optimum else []), "PnL",
+    for col in ("reward", "Δ reward", *(["J/h(0,0)"] if with_optimum else []),
+                *(["exact J/h"] if with_exact else []), "PnL",
                 "std PnL", "PnL/std", "std q_T", "|q_T|", "fills", "spread"):  # fmt: skip
         table.add_column(col, justify="right", no_wrap=True)
     for label, s in summaries.items():
@@ -357,6 +369,7 @@ def results_table(summaries: dict[str, dict], cfg: ExperimentConfig) -> Table:
             f"{reward.mean:.2f} ± {reward.half_width:.2f}",
             f"{diff.mean:+.2f} ± {diff.half_width:.2f}" if isinstance(diff, MeanCI) else "",
             *optimum,
+            *([f"{s['exact_ratio']:.4f}" if "exact_ratio" in s else ""] if with_exact else []),
             f"{pnl.mean:.2f} ± {pnl.half_width:.2f}",
             f"{s['pnl_std']:.2f}",
             f"{s['pnl_sharpe']:.2f}",
@@ -428,18 +441,25 @@ def main(argv: list[str] | None = None) -> int:
         reference = batches[ref_label]
         h_opt = optimal_value(cfg.market)
         optimum = optimal_policy(cfg.market, env_for_maps.action_map)
+        optimum_expected = optimum_mean(cfg.market, optimum)
         optimum_batch = None
-        if optimum is not None:  # the control variate of the optimality ratios
+        if optimum is not None and optimum_expected is not None:  # the control variate
             optimum_batch = run_policies(cfg, {"optimum": optimum}, progress=False)["optimum"]
+        exact = exact_ratios(cfg.market, policies, env_for_maps.action_map)
         summaries: dict[str, dict[str, float | MeanCI]] = {}
         for label, b in batches.items():
             summaries[label] = summarize(
                 b, cfg.evaluation.confidence, None if b is reference else reference
             )
             if h_opt is not None:
-                summaries[label] |= optimality(b, h_opt, optimum_batch)
+                summaries[label] |= optimality(b, h_opt, optimum_batch, optimum_expected)
+            if label in exact:
+                summaries[label]["exact_ratio"] = exact[label]
         if h_opt is not None:
             run.log_metrics({"eval/optimal_value": h_opt})
+        discrete = discrete_optimum(cfg.market)
+        if discrete is not None:
+            run.log_metrics({"eval/discrete_optimal_value": discrete})
         for label, summary in summaries.items():
             run.log_metrics(flat_metrics(label, summary))
         run.log_metrics({"eval/seconds": elapsed})

@@ -34,7 +34,13 @@ from agents.tf_sac.policy import SACPolicy, SquashedGaussianActor
 from agents.tf_sac.replay import ReplayBuffer
 from configs.schema import AnalyticMarketConfig, ExperimentConfig, MarketConfig
 from evaluation.rollout import EpisodeBatch, rollout
-from evaluation.summary import optimal_policy, optimal_value, optimality
+from evaluation.summary import (
+    exact_ratios,
+    optimal_policy,
+    optimal_value,
+    optimality,
+    optimum_mean,
+)
 from experiments.config import (
     ConfigError,
     add_config_arguments,
@@ -201,8 +207,14 @@ def train(cfg: ExperimentConfig, run: Tracker, resume: bool, console: Console) -
     checkpoints = Checkpoints(ckpt_dir, learner, pipeline, best_actor)
     h_opt = optimal_value(cfg.market)  # None: no known optimum (order book, replay)
     optimum = optimal_policy(cfg.market, env.action_map)
-    # The optimum's episodes on the validation seeds: the control variate of the ratio.
-    optimum_batch = validate(cfg, optimum, t.eval_paths) if optimum is not None else None
+    # The optimum's episodes on the validation seeds and its exact mean: the control variate
+    # of the ratio.
+    optimum_expected = optimum_mean(cfg.market, optimum)
+    optimum_batch = (
+        validate(cfg, optimum, t.eval_paths)
+        if optimum is not None and optimum_expected is not None
+        else None
+    )
     if h_opt is not None:
         run.log_metrics({"train/optimal_value": h_opt})
 
@@ -303,10 +315,19 @@ def train(cfg: ExperimentConfig, run: Tracker, resume: bool, console: Console) -
             if mean > loop.best_eval:
                 loop.best_eval, loop.best_at = mean, loop.env_steps
                 copy_weights(learner.policy_actor, best_actor)
-            ratio = optimality(episodes, h_opt, optimum_batch) if h_opt is not None else {}
+            ratio = (
+                optimality(episodes, h_opt, optimum_batch, optimum_expected)
+                if h_opt is not None
+                else {}
+            )
+            # noise-free J / h of the current policy, a diagnostic only: selection above uses
+            # the simulated validation episodes, as in a market without an exact model
+            exact = exact_ratios(cfg.market, {"sac": SACPolicy(learner, pipeline)},
+                                 env.action_map)  # fmt: skip
             run.log_metrics(stats | {
                 "train/eval_reward_mean": mean, "train/eval_reward_stderr": se,
                 **{f"train/{k}": v for k, v in ratio.items()},
+                **({"train/exact_ratio": exact["sac"]} if exact else {}),
                 "train/updates_per_s": (loop.updates - start_updates) / elapsed,
                 "train/env_steps_per_s": (loop.env_steps - start_steps) / elapsed,
                 "train/wall_seconds": elapsed, "train/best_eval_reward": loop.best_eval,

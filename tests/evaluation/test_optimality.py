@@ -9,7 +9,8 @@ from agents.baselines import FixedSpread
 from configs.schema import AnalyticMarketConfig
 from envs.analytic import AnalyticMarketVectorEnv
 from evaluation.rollout import EpisodeBatch, rollout
-from evaluation.summary import optimal_policy, optimal_value, optimality
+from evaluation.exact import ExactAnalyticMarket
+from evaluation.summary import optimal_policy, optimal_value, optimality, optimum_mean
 
 CJ_SETTING = AnalyticMarketConfig(
     T=1.0, n_steps=100, sigma=0.1, A=10.0, k=1.0, q_max=10, phi=0.5, alpha=0.001,
@@ -22,31 +23,41 @@ def _batch(reward: np.ndarray) -> EpisodeBatch:
     return EpisodeBatch(reward, z, z, z, z.astype(np.int64), z, z.astype(np.int64))
 
 
-def test_control_variate_is_h_plus_the_paired_difference():
+def test_control_variate_is_the_optimum_mean_plus_the_paired_difference():
     policy = _batch(np.array([5.0, 7.0, 6.0, 8.0]))
     optimum = _batch(np.array([6.0, 7.5, 6.5, 8.0]))
     h = 7.0
-    out = optimality(policy, h, optimum)
+    out = optimality(policy, h, optimum, optimum_expected=7.2)
     # paired differences -1, -0.5, -0.5, 0: mean -0.5, std (ddof 1) sqrt(1/6)
-    assert out["optimality_ratio"] == pytest.approx((7.0 - 0.5) / 7.0)
+    assert out["optimality_ratio"] == pytest.approx((7.2 - 0.5) / 7.0)
     assert out["optimality_ratio_stderr"] == pytest.approx(np.sqrt(1 / 6) / 2 / 7.0)
     plain = optimality(policy, h)
     assert plain["optimality_ratio"] == pytest.approx(6.5 / 7.0)
     with pytest.raises(ValueError, match="same seeds"):
-        optimality(policy, h, _batch(np.ones(3)))
+        optimality(policy, h, _batch(np.ones(3)), 7.2)
+    with pytest.raises(ValueError, match="exact expected reward"):
+        optimality(policy, h, optimum)
 
 
-def test_on_common_paths_the_control_variate_is_far_tighter_and_agrees():
+def test_on_common_paths_the_control_variate_is_far_tighter_and_unbiased():
     env = AnalyticMarketVectorEnv(num_envs=4000, config=CJ_SETTING)
     optimum = optimal_policy(CJ_SETTING, env.action_map)
     assert optimum is not None
     h = optimal_value(CJ_SETTING)
     assert h is not None
+    expected = optimum_mean(CJ_SETTING, optimum)
+    assert expected is not None
+    # the closed-form optimum earns more than h in the discrete market: using h as its mean
+    # would bias every ratio by this much (0.0038)
+    assert expected / h - 1 > 0.003
     fixed = FixedSpread(1.0, 0.2, action_map=env.action_map)
+    exact = ExactAnalyticMarket(CJ_SETTING).policy_value(fixed, env.action_map) / h
     batch, reference = rollout(env, fixed, seed=3), rollout(env, optimum, seed=3)
-    cv, plain = optimality(batch, h, reference), optimality(batch, h)
+    cv, plain = optimality(batch, h, reference, expected), optimality(batch, h)
     assert cv["optimality_ratio_stderr"] < plain["optimality_ratio_stderr"] / 2
-    gap = abs(cv["optimality_ratio"] - plain["optimality_ratio"])
-    assert gap < 4 * plain["optimality_ratio_stderr"]
-    # the optimum scored against itself is exactly 1
-    assert optimality(reference, h, reference)["optimality_ratio"] == pytest.approx(1.0)
+    assert abs(cv["optimality_ratio"] - exact) < 4 * cv["optimality_ratio_stderr"]
+    assert abs(plain["optimality_ratio"] - exact) < 4 * plain["optimality_ratio_stderr"]
+    # the optimum scored against itself is its exact mean
+    assert optimality(reference, h, reference, expected)["optimality_ratio"] == pytest.approx(
+        expected / h
+    )
