@@ -118,7 +118,8 @@ def test_refuses_what_it_cannot_compute():
     with pytest.raises(ValueError, match="kill switch"):
         ExactAnalyticMarket(CJ_MARKET.model_copy(update={"max_drawdown": 1.0}))
     spike = StressScenario.model_validate({
-        "name": "spike", "markets": ["analytic"], "window": {"start": 0.4, "end": 0.6, "unit": "fraction"},
+        "name": "spike", "markets": ["analytic"],
+        "window": {"start": 0.4, "end": 0.6, "unit": "fraction"},
         "perturbations": {"volatility": {"factor": 2.0}},
     })  # fmt: skip
     stressed = CJ_MARKET.model_copy(update={"stress": spike})

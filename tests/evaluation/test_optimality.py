@@ -8,8 +8,8 @@ import pytest
 from agents.baselines import FixedSpread
 from configs.schema import AnalyticMarketConfig
 from envs.analytic import AnalyticMarketVectorEnv
-from evaluation.rollout import EpisodeBatch, rollout
 from evaluation.exact import ExactAnalyticMarket
+from evaluation.rollout import EpisodeBatch, rollout
 from evaluation.summary import optimal_policy, optimal_value, optimality, optimum_mean
 
 CJ_SETTING = AnalyticMarketConfig(
