@@ -3,6 +3,8 @@ continuous-time optimum."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -21,7 +23,7 @@ CJ_MARKET = AnalyticMarketConfig(
     T=1.0, n_steps=100, sigma=0.1, A=10.0, k=1.0, q_max=10, phi=0.5, alpha=0.001,
     depth_min=-2.0, depth_max=4.0,
 )  # fmt: skip
-CJ_PARAMS = dict(sigma=0.1, A=10.0, k=1.0, phi=0.5, alpha=0.001, T=1.0, q_max=10)
+CJ_PARAMS: dict[str, Any] = dict(sigma=0.1, A=10.0, k=1.0, phi=0.5, alpha=0.001, T=1.0, q_max=10)
 
 
 @pytest.mark.parametrize(
