@@ -287,6 +287,14 @@ class SACConfig(StrictModel):
         "is the undiscounted episode reward.",
     )
     tau: float = Field(0.005, gt=0, le=1, description="Polyak rate of the target critics.")
+    n_critics: int = Field(
+        2,
+        ge=2,
+        description="Critic networks. 2: clipped double Q (the TD target and the actor use the "
+        "minimum of the two). More: an ensemble as in REDQ (Chen et al. 2021): the TD target "
+        "takes the minimum of 2 members drawn at random at each update, the actor maximizes "
+        "the ensemble mean, whose noise the ensemble averages down.",
+    )
     actor_averaging: float | None = Field(
         None,
         gt=0,

@@ -10,20 +10,20 @@ from agents.tf_sac.policy import MLP
 
 
 class TwinQ(tf.Module):
-    """Two independent Q networks ``Q_i(s, a)``, ``i = 1, 2`` (clipped double Q, Fujimoto et al.
-    2018, "Addressing Function Approximation Error in Actor-Critic Methods", eq. 10).
+    """Independent Q networks ``Q_i(s, a)``: two by default (clipped double Q, Fujimoto et al.
+    2018, "Addressing Function Approximation Error in Actor-Critic Methods", eq. 10), or a
+    larger ensemble (Chen et al. 2021, "Randomized Ensembled Double Q-Learning", REDQ).
 
-    The two networks are the members of one 2-network :class:`MLP` ensemble: separate weights,
-    separately initialized, evaluated together by one batched matmul per layer.
+    The networks are the members of one :class:`MLP` ensemble: separate weights, separately
+    initialized, evaluated together by one batched matmul per layer.
 
     :param obs_dim: observation features.
     :param action_dim: action components.
     :param hidden_sizes: hidden layer widths of each network.
     :param seed: seed of the initialization.
     :param trainable: False for a target network (its variables are then not trainable).
+    :param n_critics: members of the ensemble (at least 2).
     """
-
-    n_critics = 2
 
     def __init__(
         self,
@@ -33,8 +33,12 @@ class TwinQ(tf.Module):
         seed: int = 0,
         name: str | None = None,
         trainable: bool = True,
+        n_critics: int = 2,
     ) -> None:
         super().__init__(name=name)
+        if n_critics < 2:
+            raise ValueError(f"n_critics must be at least 2, got {n_critics}")
+        self.n_critics = int(n_critics)
         self.obs_dim = int(obs_dim)
         self.action_dim = int(action_dim)
         self.hidden_sizes = tuple(int(h) for h in hidden_sizes)
@@ -45,7 +49,7 @@ class TwinQ(tf.Module):
         )
 
     def __call__(self, obs: tf.Tensor, action: tf.Tensor) -> tf.Tensor:
-        """Both Q values, shape ``(2, B)``: row ``i`` is ``Q_{i+1}(obs, action)``."""
+        """Every member's Q value, shape ``(n_critics, B)``: row ``i`` is ``Q_{i+1}(obs, a)``."""
         x = tf.concat([obs, action], axis=-1)
         return tf.squeeze(self.net(x), axis=-1)
 
@@ -53,8 +57,9 @@ class TwinQ(tf.Module):
         """A copy with the same architecture and current weights; by default a target network
         (variables not trainable)."""
         twin = TwinQ(
-            self.obs_dim, self.action_dim, self.hidden_sizes, self.seed, name, trainable=trainable
-        )
+            self.obs_dim, self.action_dim, self.hidden_sizes, self.seed, name,
+            trainable=trainable, n_critics=self.n_critics,
+        )  # fmt: skip
         for target, source in zip(twin.variables, self.variables, strict=True):
             target.assign(source)
         return twin

@@ -66,9 +66,11 @@ class SACLearner(tf.Module):
         self.actor = SquashedGaussianActor(
             self.obs_dim, self.action_dim, config.hidden_sizes, seed=actor_seed, name="actor"
         )
+        self.n_critics = int(config.n_critics)
         self.critic = TwinQ(
-            self.obs_dim, self.action_dim, config.hidden_sizes, seed=critic_seed, name="critic"
-        )
+            self.obs_dim, self.action_dim, config.hidden_sizes, seed=critic_seed, name="critic",
+            n_critics=self.n_critics,
+        )  # fmt: skip
         self.target_critic = self.critic.clone(name="target_critic")
         self.actor_averaging = config.actor_averaging
         self.average_actor: SquashedGaussianActor | None = None
@@ -157,18 +159,33 @@ class SACLearner(tf.Module):
         """The entropy temperature ``exp(log_alpha)``."""
         return tf.exp(self.log_alpha)
 
-    def td_target(self, batch: Batch, noise: tf.Tensor | None = None) -> tf.Tensor:
+    def _target_subset(self) -> tf.Tensor:
+        """Indices of the target critics whose minimum makes the TD target: both of a pair;
+        2 members drawn without replacement from a larger ensemble (REDQ)."""
+        if self.n_critics == 2:  # no draw: the pair's random streams stay as they were
+            return tf.range(2)
+        return tf.argsort(self.rng.uniform((self.n_critics,)))[:2]
+
+    def td_target(
+        self, batch: Batch, noise: tf.Tensor | None = None, subset: tf.Tensor | None = None
+    ) -> tf.Tensor:
         """The soft TD target ``y``, shape ``(B,)``, with no gradient.
 
-        ``y = r + gamma (1 - terminated) (min_i Qtarg_i(s', a') - alpha log pi(a'|s'))`` with
-        ``a' ~ pi(.|s')`` (reparameterized from ``noise``, drawn from :attr:`rng` when None).
-        Truncation does not cut the bootstrap.
+        ``y = r + gamma (1 - terminated) (min_{i in subset} Qtarg_i(s', a') - alpha log pi(a'|s'))``
+        with ``a' ~ pi(.|s')`` (reparameterized from ``noise``, drawn from :attr:`rng` when
+        None) and ``subset`` both critics of a pair, or 2 members of an ensemble (drawn when
+        None). Truncation does not cut the bootstrap.
         """
         next_obs = tf.convert_to_tensor(batch.next_obs, tf.float32)
         if noise is None:
             noise = self.rng.normal((tf.shape(next_obs)[0], self.action_dim))
+        if subset is None:
+            subset = self._target_subset()
         next_action, next_log_prob = self.actor.sample_and_log_prob(next_obs, noise)
-        next_q = tf.reduce_min(self.target_critic(next_obs, next_action), axis=0)
+        next_q_all = self.target_critic(next_obs, next_action)
+        if self.n_critics > 2:
+            next_q_all = tf.gather(next_q_all, subset, axis=0)
+        next_q = tf.reduce_min(next_q_all, axis=0)
         soft_next = next_q - self.alpha * next_log_prob
         mask = 1.0 - tf.convert_to_tensor(batch.terminated, tf.float32)
         reward = tf.convert_to_tensor(batch.reward, tf.float32)
@@ -179,21 +196,29 @@ class SACLearner(tf.Module):
             tf.convert_to_tensor(batch.obs, tf.float32),
             tf.convert_to_tensor(batch.action, tf.float32),
         )
-        # 0.5 * sum over the two critics of the mean squared TD error (Stable-Baselines3)
+        # 0.5 * sum over the critics of the mean squared TD error (Stable-Baselines3)
         loss = 0.5 * tf.reduce_sum(tf.reduce_mean(tf.square(q - target[None, :]), axis=1))
         return loss, q
 
-    def critic_loss(self, batch: Batch, noise: tf.Tensor | None = None) -> tf.Tensor:
+    def critic_loss(
+        self, batch: Batch, noise: tf.Tensor | None = None, subset: tf.Tensor | None = None
+    ) -> tf.Tensor:
         """``0.5 sum_i mean_B (Q_i(s, a) - y)^2`` with ``y`` from :meth:`td_target`."""
-        return self._critic_loss(batch, self.td_target(batch, noise))[0]
+        return self._critic_loss(batch, self.td_target(batch, noise, subset))[0]
+
+    def actor_q(self, q: tf.Tensor) -> tf.Tensor:
+        """What the actor maximizes of the critics' values ``(n_critics, B)``: the minimum of a
+        pair (clipped double Q), the mean of a larger ensemble (REDQ)."""
+        return tf.reduce_min(q, axis=0) if self.n_critics == 2 else tf.reduce_mean(q, axis=0)
 
     def _actor_loss(self, obs: tf.Tensor, noise: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         action, log_prob = self.actor.sample_and_log_prob(obs, noise)
-        q = tf.reduce_min(self.critic(obs, action), axis=0)
+        q = self.actor_q(self.critic(obs, action))
         return tf.reduce_mean(tf.stop_gradient(self.alpha) * log_prob - q), log_prob
 
     def actor_loss(self, obs: tf.Tensor, noise: tf.Tensor | None = None) -> tf.Tensor:
-        """``mean_B (alpha log pi(a|s) - min_i Q_i(s, a))``, ``a ~ pi(.|s)`` reparameterized."""
+        """``mean_B (alpha log pi(a|s) - Q(s, a))``, ``a ~ pi(.|s)`` reparameterized, with ``Q``
+        from :meth:`actor_q`."""
         obs = tf.convert_to_tensor(obs, tf.float32)
         if noise is None:
             noise = self.rng.normal((tf.shape(obs)[0], self.action_dim))
@@ -211,14 +236,15 @@ class SACLearner(tf.Module):
         return self._alpha_loss(log_prob)
 
     # ------------------------------------------------------------------------- the update
-    def _update(self, batch: Batch, noise: tf.Tensor) -> dict[str, tf.Tensor]:
+    def _update(self, batch: Batch, noise: tf.Tensor, subset: tf.Tensor) -> dict[str, tf.Tensor]:
         """The update, given the standard normal noise ``(2, B, action_dim)`` of the next-state
-        action (``noise[0]``) and of the actor's action (``noise[1]``)."""
+        action (``noise[0]``) and of the actor's action (``noise[1]``), and the target
+        critics ``subset`` (:meth:`_target_subset`)."""
         self.trace_count += 1  # Python side effect: runs once per trace
         obs = batch.obs
         alpha = self.alpha  # read before the temperature moves: all three losses use it
 
-        target = self.td_target(batch, noise[0])
+        target = self.td_target(batch, noise[0], subset)
         with tf.GradientTape(watch_accessed_variables=False) as tape:
             tape.watch(self._critic_vars)
             critic_loss, q = self._critic_loss(batch, target)
@@ -259,8 +285,9 @@ class SACLearner(tf.Module):
         # the noise is drawn outside XLA, whose random-number kernels give other streams than
         # TensorFlow's: compiled, graph and eager steps then see the same numbers
         noise = self.rng.normal((2, tf.shape(batch.obs)[0], self.action_dim))
+        subset = self._target_subset()
         update = self._xla_update if self.config.jit_compile else self._update
-        out = dict(update(batch, noise))
+        out = dict(update(batch, noise, subset))
         for key in ("critic_loss", "actor_loss", "alpha_loss"):
             out[key] = tf.debugging.check_numerics(out[key], NUMERICS_MESSAGE.format(key))
         return out

@@ -240,3 +240,59 @@ def test_twin_critics_are_independent_networks():
     np.testing.assert_allclose(q, np_twin_q(critic, BATCH.obs, BATCH.action), rtol=1e-5)
     clone = critic.clone()
     np.testing.assert_array_equal(clone(BATCH32.obs, BATCH32.action).numpy(), q)
+
+
+# ----------------------------------------------------------------------------- ensembles (REDQ)
+@pytest.fixture(scope="module")
+def ensemble():
+    config = SACConfig(
+        hidden_sizes=(5, 4), gamma=GAMMA, initial_alpha=ALPHA, jit_compile=False, n_critics=5
+    )
+    sac = SACLearner(obs_dim=3, action_dim=2, config=config, seed=7)
+    rng = np.random.default_rng(1)
+    for v in sac.target_critic.variables:
+        v.assign_add(rng.normal(0, 0.3, v.shape).astype(np.float32))
+    return sac
+
+
+def test_an_ensemble_target_is_the_minimum_of_the_drawn_pair(ensemble):
+    next_action, next_log_prob = np_actor(ensemble.actor, BATCH.next_obs, NEXT_NOISE)
+    q_all = np_twin_q(ensemble.target_critic, BATCH.next_obs, next_action)
+    assert q_all.shape == (5, 4)
+    noise = tf.constant(NEXT_NOISE, tf.float32)
+    for pair in ([0, 3], [4, 1], [2, 2]):
+        next_q = q_all[pair].min(axis=0)
+        y = BATCH.reward + GAMMA * (1 - BATCH.terminated) * (next_q - ALPHA * next_log_prob)
+        got = ensemble.td_target(BATCH32, noise, tf.constant(pair)).numpy()
+        np.testing.assert_allclose(got, y, rtol=1e-5)
+    # the drawn pairs are 2 distinct members, all of them drawn in time
+    drawn = {tuple(sorted(ensemble._target_subset().numpy().tolist())) for _ in range(200)}
+    assert all(len(set(p)) == 2 and min(p) >= 0 and max(p) < 5 for p in drawn)
+    assert len(drawn) == 10  # every pair of 5
+
+
+def test_an_ensemble_actor_maximizes_the_ensemble_mean(ensemble):
+    action, log_prob = np_actor(ensemble.actor, BATCH.obs, PI_NOISE)
+    q = np_twin_q(ensemble.critic, BATCH.obs, action).mean(axis=0)
+    expected = (ALPHA * log_prob - q).mean()
+    got = ensemble.actor_loss(BATCH32.obs, tf.constant(PI_NOISE, tf.float32)).numpy()
+    np.testing.assert_allclose(got, expected, rtol=1e-5)
+    # and the critic loss sums over every member
+    y = ensemble.td_target(BATCH32, tf.constant(NEXT_NOISE, tf.float32), tf.constant([0, 1]))
+    q_sa = np_twin_q(ensemble.critic, BATCH.obs, BATCH.action)
+    expected_critic = 0.5 * ((q_sa - y.numpy()[None]) ** 2).mean(axis=1).sum()
+    got_critic = ensemble.critic_loss(
+        BATCH32, tf.constant(NEXT_NOISE, tf.float32), tf.constant([0, 1])
+    ).numpy()
+    np.testing.assert_allclose(got_critic, expected_critic, rtol=1e-5)
+
+
+def test_an_ensemble_trains_under_xla_and_a_pair_is_refused():
+    config = SACConfig(hidden_sizes=(8, 8), n_critics=4)
+    sac = SACLearner(obs_dim=3, action_dim=2, config=config, seed=0)
+    for _ in range(3):
+        out = sac.train_step(BATCH32)
+    assert np.isfinite(float(out["critic_loss"]))
+    assert sac.trace_count == 1
+    with pytest.raises(ValueError, match="at least 2"):
+        TwinQ(obs_dim=3, action_dim=2, hidden_sizes=(4,), n_critics=1)
