@@ -319,6 +319,13 @@ class SACConfig(StrictModel):
         description="Decay the three learning rates linearly to zero over the training's "
         "updates (steadier final policy; the updates count comes from the training budget).",
     )
+    lr_decay_start: float = Field(
+        0.0,
+        ge=0,
+        lt=1,
+        description="With lr_decay: the fraction of the training's updates run at the full "
+        "rates before the linear decay begins (0: decay from the first update).",
+    )
     decay_steps: int | None = Field(
         None, ge=1, description="Updates over which rates decay; set by the training loop."
     )

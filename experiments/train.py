@@ -117,13 +117,16 @@ def planned_updates(cfg: ExperimentConfig) -> int:
 
 
 def set_learning_rates(learner: SACLearner, cfg: ExperimentConfig, updates: int) -> None:
-    """Linear decay to zero over :func:`planned_updates` (``agent.lr_decay``).
+    """The full rates for the first ``agent.lr_decay_start`` of :func:`planned_updates`, then a
+    linear decay to zero at the last update (``agent.lr_decay``).
 
     The optimizers keep their rate in a variable: assigning it changes no traced graph,
     and it is checkpointed with the optimizer.
     """
     a = cfg.agent
-    frac = max(0.0, 1.0 - updates / (a.decay_steps or planned_updates(cfg)))
+    total = a.decay_steps or planned_updates(cfg)
+    start = a.lr_decay_start * total
+    frac = 1.0 if updates <= start else max(0.0, 1.0 - (updates - start) / (total - start))
     for optimizer, base in ((learner.actor_optimizer, a.actor_lr),
                             (learner.critic_optimizer, a.critic_lr),
                             (learner.alpha_optimizer, a.alpha_lr)):  # fmt: skip
