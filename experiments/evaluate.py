@@ -142,22 +142,31 @@ def load_sac_policy(run_id: str, cfg: ExperimentConfig, workdir: Path) -> Policy
 
 def learning_curve(run_id: str, cfg: ExperimentConfig) -> plt.Figure | None:
     """Optimality ratio (analytic market) or mean evaluation reward (order book) of a training
-    run against transitions."""
+    run against transitions: the validation estimate and, where it was logged, the exact
+    ratio of the same policy (:mod:`evaluation.exact`)."""
     points = metric_history(run_id, "train/optimality_ratio", cfg.tracking.uri)
     ratio = bool(points)
     if not ratio:
         points = metric_history(run_id, "train/eval_reward_mean", cfg.tracking.uri)
     if not points:
         return None
+    exact = metric_history(run_id, "train/exact_ratio", cfg.tracking.uri) if ratio else []
     steps, values = zip(*points, strict=True)
     fig, ax = plt.subplots(figsize=(8, 4.5))
-    ax.plot(steps, values, marker="o")
+    ax.plot(steps, values, marker="o", label="validation episodes (control variate)")
+    if exact:
+        ax.plot(*zip(*exact, strict=True), marker=".", label="exact (backward induction)")
     if ratio:
-        ax.axhline(1.0, color="black", lw=0.8, ls="--", label="exact optimum")
+        h = optimal_value(cfg.market)
+        discrete = discrete_optimum(cfg.market)
+        if h is not None and discrete is not None:
+            ax.axhline(discrete / h, color="black", lw=0.8, ls="--",
+                       label="optimum of the discrete market")  # fmt: skip
+        ax.axhline(0.99, color="grey", lw=0.8, ls=":", label="0.99")
         ax.legend()
     ax.set_xlabel("environment transitions")
     ax.set_ylabel("J(SAC) / h(0, q0)" if ratio else "mean episode reward (currency)")
-    ax.set_title(f"Learning curve of run {run_id[:8]} (deterministic policy, validation seeds)")
+    ax.set_title(f"Learning curve of run {run_id[:8]} (deterministic policy)")
     fig.tight_layout()
     return fig
 

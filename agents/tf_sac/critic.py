@@ -48,10 +48,13 @@ class TwinQ(tf.Module):
             ensemble=self.n_critics, trainable=trainable,
         )
 
-    def __call__(self, obs: tf.Tensor, action: tf.Tensor) -> tf.Tensor:
-        """Every member's Q value, shape ``(n_critics, B)``: row ``i`` is ``Q_{i+1}(obs, a)``."""
+    def __call__(
+        self, obs: tf.Tensor, action: tf.Tensor, members: tf.Tensor | None = None
+    ) -> tf.Tensor:
+        """Every member's Q value, shape ``(n_critics, B)``: row ``i`` is ``Q_{i+1}(obs, a)``;
+        with ``members`` (int indices), only those members' rows, in that order."""
         x = tf.concat([obs, action], axis=-1)
-        return tf.squeeze(self.net(x), axis=-1)
+        return tf.squeeze(self.net(x, members), axis=-1)
 
     def clone(self, name: str | None = None, trainable: bool = False) -> TwinQ:
         """A copy with the same architecture and current weights; by default a target network

@@ -182,10 +182,9 @@ class SACLearner(tf.Module):
         if subset is None:
             subset = self._target_subset()
         next_action, next_log_prob = self.actor.sample_and_log_prob(next_obs, noise)
-        next_q_all = self.target_critic(next_obs, next_action)
-        if self.n_critics > 2:
-            next_q_all = tf.gather(next_q_all, subset, axis=0)
-        next_q = tf.reduce_min(next_q_all, axis=0)
+        # an ensemble evaluates only the drawn pair of target critics
+        members = subset if self.n_critics > 2 else None
+        next_q = tf.reduce_min(self.target_critic(next_obs, next_action, members), axis=0)
         soft_next = next_q - self.alpha * next_log_prob
         mask = 1.0 - tf.convert_to_tensor(batch.terminated, tf.float32)
         reward = tf.convert_to_tensor(batch.reward, tf.float32)

@@ -84,9 +84,13 @@ class MLP(tf.Module):
                 )
             )
 
-    def __call__(self, x: tf.Tensor) -> tf.Tensor:
+    def __call__(self, x: tf.Tensor, members: tf.Tensor | None = None) -> tf.Tensor:
+        """The output; for an ensemble, ``members`` (int indices) evaluates only those members,
+        in that order (the others cost nothing)."""
         last = len(self.kernels) - 1
         for i, (w, b) in enumerate(zip(self.kernels, self.biases, strict=True)):
+            if members is not None:
+                w, b = tf.gather(w, members), tf.gather(b, members)
             # (B, in) @ (E, in, out) broadcasts to (E, B, out) for an ensemble
             x = tf.matmul(x, w) + b
             if i < last:

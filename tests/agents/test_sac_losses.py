@@ -296,3 +296,10 @@ def test_an_ensemble_trains_under_xla_and_a_pair_is_refused():
     assert sac.trace_count == 1
     with pytest.raises(ValueError, match="at least 2"):
         TwinQ(obs_dim=3, action_dim=2, hidden_sizes=(4,), n_critics=1)
+
+
+def test_selected_members_are_those_rows_of_the_whole_ensemble():
+    critic = TwinQ(obs_dim=3, action_dim=2, hidden_sizes=(6, 5), seed=3, n_critics=6)
+    whole = critic(BATCH32.obs, BATCH32.action).numpy()
+    picked = critic(BATCH32.obs, BATCH32.action, tf.constant([4, 1])).numpy()
+    np.testing.assert_allclose(picked, whole[[4, 1]], rtol=1e-6)
