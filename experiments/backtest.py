@@ -56,12 +56,14 @@ from experiments.config import (
     ConfigError,
     add_config_arguments,
     check_replay_data,
+    job_tracker,
     load_config,
     make_vector_env,
+    print_ui_command,
     to_yaml,
 )
 from experiments.seeding import seed_everything, stream_seed
-from tracking import Tracker, TrackingError, ui_command
+from tracking import TrackingError
 
 SAC = "sac"
 """``--policy`` name of the SAC policy of ``--run-id``."""
@@ -337,13 +339,7 @@ def main(argv: list[str] | None = None) -> int:
         tape = load_tape(market.data_paths(), market.format, market.binance_market,
                          market.symbol, market.levels)  # fmt: skip
         starts = window_starts(cfg, tape)
-        tracker = Tracker(
-            experiment=cfg.experiment_name,
-            run_name=f"backtest-{cfg.name}",
-            tracking_uri=cfg.tracking.uri,
-            tags={"mmrl.seed": cfg.seed, "mmrl.config": args.config, "mmrl.job": "backtest"}
-            | file_hashes(market.data_paths()),
-        )
+        tracker = job_tracker(cfg, args.config, "backtest", file_hashes(market.data_paths()))
     except (ConfigError, TrackingError, ValueError) as exc:
         console.print(f"[red]error:[/red] {exc}", highlight=False)
         return 2
@@ -403,8 +399,7 @@ def main(argv: list[str] | None = None) -> int:
             f"events/s). Run {run.run_id} in experiment '{cfg.experiment_name}'.",
             highlight=False,
         )
-    console.print("Browse every run, metric and figure in the MLflow UI:", highlight=False)
-    console.print(f"  {ui_command(cfg.tracking.uri)}", highlight=False, soft_wrap=True)
+    print_ui_command(console, cfg.tracking.uri)
     return 0
 
 

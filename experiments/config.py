@@ -20,6 +20,7 @@ from envs.batched import BatchedMarketEnv
 from envs.lob.env import LOBMarketVectorEnv
 from envs.replay.config import ReplayMarketConfig, shared_data_dir
 from envs.replay.env import ReplayMarketVectorEnv
+from tracking import Tracker, ui_command
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 
@@ -278,3 +279,32 @@ def require_analytic_market(cfg: ExperimentConfig, command: str) -> AnalyticMark
 def market_of(cfg: ExperimentConfig) -> AnalyticMarketConfig:
     """The analytic market of a config that commands checked at start-up."""
     return require_analytic_market(cfg, "this command")
+
+
+def job_tracker(
+    cfg: ExperimentConfig,
+    config_path: str | Path,
+    job: str,
+    tags: Mapping[str, Any] | None = None,
+    run_id: str | None = None,
+) -> Tracker:
+    """The MLflow run of one command (``job``: train, evaluate, ...) on one experiment config:
+    run name ``<job>-<config name>`` in the config's experiment and store, tagged with the seed,
+    the config file and the job (plus ``tags``); ``run_id`` resumes that run.
+
+    :raises TrackingError: the tracking store cannot be reached (before any work starts).
+    """
+    return Tracker(
+        experiment=cfg.experiment_name,
+        run_name=f"{job}-{cfg.name}",
+        tracking_uri=cfg.tracking.uri,
+        tags={"mmrl.seed": cfg.seed, "mmrl.config": config_path, "mmrl.job": job}
+        | dict(tags or {}),
+        run_id=run_id,
+    )
+
+
+def print_ui_command(console: Any, tracking_uri: str | None) -> None:
+    """Tell the user how to browse the runs: the ``mlflow ui`` command for this store."""
+    console.print("Browse every run, metric and figure in the MLflow UI:", highlight=False)
+    console.print(f"  {ui_command(tracking_uri)}", highlight=False, soft_wrap=True)

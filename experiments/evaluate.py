@@ -61,13 +61,15 @@ from experiments.backtest import session_record
 from experiments.config import (
     ConfigError,
     add_config_arguments,
+    job_tracker,
     load_config,
     make_vector_env,
+    print_ui_command,
     to_yaml,
 )
 from experiments.sac_model import SavedPolicy
 from experiments.seeding import seed_everything, stream_seed
-from tracking import Tracker, TrackingError, download_artifacts, metric_history, ui_command
+from tracking import TrackingError, download_artifacts, metric_history
 
 DEFAULT_CONFIG = "configs/demo.yaml"
 
@@ -405,16 +407,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         cfg = load_config(args.config, args.overrides)
-        tracker = Tracker(
-            experiment=cfg.experiment_name,
-            run_name=f"evaluate-{cfg.name}",
-            tracking_uri=cfg.tracking.uri,
-            tags={
-                "mmrl.seed": str(cfg.seed),
-                "mmrl.config": str(args.config),
-                "mmrl.job": "evaluate",
-            },
-        )
+        tracker = job_tracker(cfg, args.config, "evaluate")
     except (ConfigError, TrackingError) as exc:
         console.print(f"[red]error:[/red] {exc}", highlight=False)
         return 2
@@ -502,8 +495,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{len(policies)} policies x {cfg.evaluation.n_paths} paths x {m.n_steps} steps "
             f"in {elapsed:.1f} s. Run {run.run_id} in experiment '{cfg.experiment_name}'."
         )
-    console.print("Browse every run, metric and figure in the MLflow UI:", highlight=False)
-    console.print(f"  {ui_command(cfg.tracking.uri)}", highlight=False, soft_wrap=True)
+    print_ui_command(console, cfg.tracking.uri)
     return 0
 
 

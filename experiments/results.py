@@ -55,13 +55,15 @@ from experiments.config import (
     ConfigError,
     add_config_arguments,
     check_replay_data,
+    job_tracker,
     load_config,
     make_vector_env,
+    print_ui_command,
     to_yaml,
 )
 from experiments.evaluate import build_policies, load_sac_policy
 from experiments.seeding import seed_everything, stream_seed
-from tracking import Tracker, TrackingError, ui_command
+from tracking import TrackingError
 
 DEFAULT_CONFIG = "configs/goog_sac.yaml"
 DEFAULT_REPLAY = "configs/replay_goog.yaml"
@@ -280,16 +282,7 @@ def main(argv: list[str] | None = None) -> int:
             rcfg = replay_config(load_config(args.replay_config, args.replay_overrides), cfg)
             assert isinstance(rcfg.market, ReplayMarket)
             check_replay_data(rcfg.market)
-        tracker = Tracker(
-            experiment=cfg.experiment_name,
-            run_name=f"results-{cfg.name}",
-            tracking_uri=cfg.tracking.uri,
-            tags={
-                "mmrl.seed": str(cfg.seed),
-                "mmrl.config": str(args.config),
-                "mmrl.job": "results",
-            },
-        )
+        tracker = job_tracker(cfg, args.config, "results")
     except (ConfigError, TrackingError, ValueError) as exc:
         console.print(f"[red]error:[/red] {exc}", highlight=False)
         return 2
@@ -356,8 +349,7 @@ def main(argv: list[str] | None = None) -> int:
             f"Wrote {md} and {csv}. Run {run.run_id} in experiment '{cfg.experiment_name}'.",
             highlight=False,
         )
-    console.print("Browse every run, metric and figure in the MLflow UI:", highlight=False)
-    console.print(f"  {ui_command(cfg.tracking.uri)}", highlight=False, soft_wrap=True)
+    print_ui_command(console, cfg.tracking.uri)
     return 0
 
 

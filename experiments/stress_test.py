@@ -48,13 +48,15 @@ from experiments.config import (
     ConfigError,
     add_config_arguments,
     format_validation_error,
+    job_tracker,
     load_config,
     make_vector_env,
+    print_ui_command,
     to_yaml,
 )
 from experiments.evaluate import build_policies, load_sac_policy
 from experiments.seeding import seed_everything, stream_seed
-from tracking import Tracker, TrackingError, ui_command
+from tracking import TrackingError
 
 DEFAULT_CONFIG = "configs/demo.yaml"
 STRESS_DIR = CONFIG_DIR / "stress"
@@ -154,16 +156,8 @@ def main(argv: list[str] | None = None) -> int:
             )
         market = cfg.market
         scenarios = load_scenarios(args.scenarios)
-        tracker = Tracker(
-            experiment=cfg.experiment_name,
-            run_name=f"stress-{cfg.name}",
-            tracking_uri=cfg.tracking.uri,
-            tags={
-                "mmrl.seed": str(cfg.seed),
-                "mmrl.config": str(args.config),
-                "mmrl.job": "stress",
-                "mmrl.scenarios": ",".join(s.name for s in scenarios),
-            },
+        tracker = job_tracker(
+            cfg, args.config, "stress", {"mmrl.scenarios": ",".join(s.name for s in scenarios)}
         )
     except (ConfigError, TrackingError) as exc:
         console.print(f"[red]error:[/red] {exc}", highlight=False)
@@ -252,8 +246,7 @@ def main(argv: list[str] | None = None) -> int:
             f"scenarios) x {cfg.evaluation.n_paths} paths x {cfg.market.n_steps} steps in "
             f"{elapsed:.1f} s. Run {run.run_id} in experiment '{cfg.experiment_name}'."
         )
-    console.print("Browse every run, metric and figure in the MLflow UI:", highlight=False)
-    console.print(f"  {ui_command(cfg.tracking.uri)}", highlight=False, soft_wrap=True)
+    print_ui_command(console, cfg.tracking.uri)
     return 0
 
 

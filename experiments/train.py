@@ -44,6 +44,7 @@ from evaluation.summary import (
 from experiments.config import (
     ConfigError,
     add_config_arguments,
+    job_tracker,
     load_config,
     make_vector_env,
     to_yaml,
@@ -372,13 +373,7 @@ def run_training(
     try:
         cfg = load_config(config, overrides)
         training_market(cfg)  # refuses what the market cannot do, before any run starts
-        tracker = Tracker(
-            experiment=cfg.experiment_name,
-            run_name=f"train-{cfg.name}",
-            tracking_uri=cfg.tracking.uri,
-            tags={"mmrl.seed": cfg.seed, "mmrl.config": config, "mmrl.job": "train"},
-            run_id=resume,
-        )
+        tracker = job_tracker(cfg, config, "train", run_id=resume)
     except (ConfigError, TrackingError, ValueError) as exc:
         console.print(f"[red]error:[/red] {exc}", highlight=False)
         return EXIT_CONFIG, None
