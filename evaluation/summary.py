@@ -90,14 +90,11 @@ def optimum_mean(
     quotes earn a little more or less (``6.4049`` against ``h = 6.3806`` in
     ``configs/cj_sac.yaml``; :mod:`evaluation.exact`).
     """
-    if optimum is None or not isinstance(market, AnalyticMarketConfig):
+    exact = _exact_market(market)
+    if optimum is None or exact is None:
         return None
     if optimum.action_map is None:
         raise ValueError("the optimum policy needs its action map to be evaluated")
-    try:
-        exact = ExactAnalyticMarket(market)
-    except ValueError:
-        return None
     return exact.policy_value(optimum, optimum.action_map)
 
 
