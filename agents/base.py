@@ -1,4 +1,4 @@
-"""The one interface every strategy implements (DESIGN.md section 6)."""
+"""The one interface every strategy implements (docs/agents.md#policy-interface)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Calibration of the order-book market from market data (DESIGN.md section 3).
+"""Calibration of the order-book market from market data (docs/calibration.md).
 
 - :mod:`calibration.params`: :class:`MarketParams`, the market's parameters;
 - :mod:`calibration.sample`: canonical frames -> events located in the book, exposures;

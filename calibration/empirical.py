@@ -1,7 +1,8 @@
 """Empirical laws without a parametric model: the spread's transition matrix and order sizes.
 
-- Spread (DESIGN.md section 3): the spread in ticks sampled every ``dt`` seconds, binned
-  (``bin_width`` ticks per state, the last state open-ended), and the counts of transitions
+- Spread (docs/calibration.md#spread-and-sizes): the spread in ticks sampled every ``dt``
+  seconds, binned (``bin_width`` ticks per state, the last state open-ended), and the counts of
+  transitions
   between consecutive samples; ``P[i, j] = counts[i, j] / sum_j counts[i, j]`` is the MLE of a
   Markov chain's transition matrix (Anderson & Goodman 1957), with SE ``sqrt(P (1 - P) / n_i)``.
 - Sizes: per event kind (limit, cancel, market order), the size in lots rounded UP to a whole

@@ -122,7 +122,7 @@ def market_yaml(cal: Calibration, details: Path | None = None) -> str:
     """The MarketParams YAML, headed by comments on the data and the standard errors."""
     d = cal.data
     lines = [
-        f"# {d['symbol']} calibrated by `python -m calibration.fit` (DESIGN.md section 3).",
+        f"# {d['symbol']} calibrated by `python -m calibration.fit` (docs/calibration.md).",
         f"# data: {', '.join(Path(f['path']).name for f in d['files'])}",
         *(f"#   sha256 {f['sha256']}" for f in d["files"]),
         f"# period: {d['start']} .. {d['end']} ({d['open_seconds']:.0f} s open)",

@@ -17,7 +17,7 @@ order book data: the queue-reactive model", Journal of the American Statistical 
 intensities depend on its own size) with the reference-price mechanism of its section 2.3.3.
 
 Times are in the model's time unit (seconds for the published Tokyo parameters), prices in ticks,
-sizes in lots. Calibration fits (DESIGN.md section 3) produce one of these objects; YAML is read
+sizes in lots. Calibration fits (docs/calibration.md) produce one of these objects; YAML is read
 and written by ``experiments/`` only: :meth:`MarketParams.to_dict` and
 :meth:`MarketParams.from_dict` are the plain-data faces.
 """

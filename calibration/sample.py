@@ -215,7 +215,8 @@ def prepare(
     reference: Reference = "auto",
     l2_diffs: bool | None = None,
 ) -> FlowSample:
-    """Build a :class:`FlowSample` from canonical ``events`` and ``book`` frames (DESIGN.md §2).
+    """Build a :class:`FlowSample` from canonical ``events`` and ``book`` frames
+    (docs/data.md#canonical-schema).
 
     :param levels: ``L``, distances ``1..L`` fitted per side.
     :param lot: base units per calibration lot; ``None``: :func:`default_lot`.

@@ -1,4 +1,4 @@
-"""Market-data loaders into the canonical schema of DESIGN.md §2.
+"""Market-data loaders into the canonical schema of docs/data.md#canonical-schema.
 
 - ``load_lobster(message_path, orderbook_path=None, *, strict=True, levels=None)``: LOBSTER files
   (L3).

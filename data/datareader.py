@@ -1,6 +1,6 @@
 """Daily (and monthly) economic series through pandas-datareader, with an offline cache.
 
-Sources (DESIGN.md section 1, "pandas-datareader daily series (with an offline cache)"):
+Sources (docs/data.md#daily-series):
 
 - ``fred``: a FRED series by its id (``DGS3MO``, ``DFF``, ``CPIAUCSL``...), Federal Reserve Bank of
   St. Louis; one column named after the series, values in the series' own unit.

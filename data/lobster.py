@@ -1,4 +1,4 @@
-"""LOBSTER message + orderbook files -> canonical ``events`` and ``book`` (DESIGN.md §2).
+"""LOBSTER message + orderbook files -> canonical ``events`` and ``book`` (docs/data.md#lobster).
 
 Format (``LOBSTER_SampleFiles_ReadMe.txt``): no header; the message file has 6 columns ``time``
 (seconds after midnight, local exchange time, up to ns decimals), ``type`` (1 submit, 2 partial

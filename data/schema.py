@@ -1,4 +1,5 @@
-"""The canonical market-data frames of DESIGN.md §2 and the checks every loader runs on them.
+"""The canonical market-data frames (docs/data.md#canonical-schema) and the checks every
+loader runs on them.
 
 Units are stated where values enter and hold everywhere after:
 

@@ -1,4 +1,4 @@
-"""Market simulators (DESIGN.md section 4), registered with Gymnasium on import.
+"""Market simulators (docs/markets.md), registered with Gymnasium on import.
 
 - ``mmrl/AnalyticMarket-v0``: the Avellaneda-Stoikov market (:mod:`envs.analytic`).
 - ``mmrl/LOBMarket-v0``: the event-driven Cont-Stoikov-Talreja order book with queue

@@ -1,6 +1,7 @@
 """The analytic (Avellaneda-Stoikov) market: one batched core, two gymnasium faces.
 
-Model (Avellaneda & Stoikov 2008, Quantitative Finance 8(3), section 2; DESIGN.md section 4):
+Model (Avellaneda & Stoikov 2008, Quantitative Finance 8(3), section 2;
+docs/markets.md#analytic-market):
 
 - the mid follows ``dS = drift dt + sigma dW``, stepped with Gaussian increments or with
   binary increments ``+-sigma sqrt(dt)`` (the paper's simulation, section 3);

@@ -1,8 +1,8 @@
 """The observation and action layout that the markets publish.
 
 Agents and features depend on this module only, never on a market's internals
-(DESIGN.md section 1). Every market returns a ``dict`` observation whose keys include
-the ones below; batched observations carry a leading batch axis ``(N, 1)``.
+(docs/architecture.md#packages-and-imports). Every market returns a ``dict`` observation whose
+keys include the ones below; batched observations carry a leading batch axis ``(N, 1)``.
 
 Units:
     - ``inventory``: lots (signed; positive is long).

@@ -1,9 +1,10 @@
 """Validation of a calibrated market: simulate it and compare its stylized facts with the data.
 
-DESIGN.md section 3: a calibration is validated by simulating the calibrated model and comparing
-stylized facts with the data it was fitted on. The facts are computed by ONE function,
-:func:`stylized_facts`, from canonical frames (DESIGN.md section 2), so the historical day and the
-simulated market (:func:`envs.lob.events.simulate_events`) are measured the same way. The frames
+A calibration is validated by simulating the calibrated model and comparing stylized facts with
+the data it was fitted on (docs/calibration.md#validation-against-the-data). The facts are
+computed by ONE function, :func:`stylized_facts`, from canonical frames
+(docs/data.md#canonical-schema), so the historical day and the simulated market
+(:func:`envs.lob.events.simulate_events`) are measured the same way. The frames
 are read through :func:`calibration.sample.prepare`, the view every fit uses: sizes in
 calibration lots, hidden executions, snapshots and the simulator's ``synthetic`` rows left out,
 the executions of one market order merged, halts excluded from the clock.

@@ -109,8 +109,9 @@ def stress_summary(
 def flat_stress_metrics(
     scenario: str, policy: str, summary: Mapping[str, float | MeanCI]
 ) -> dict[str, float]:
-    """Metric keys ``stress/<scenario>/<policy>/<name>`` (DESIGN.md section 8); intervals give
-    ``_mean``, ``_stderr``, ``_ci_low``, ``_ci_high`` as :func:`evaluation.summary.flat_metrics`."""
+    """Metric keys ``stress/<scenario>/<policy>/<name>`` (docs/architecture.md#tracking);
+    intervals give ``_mean``, ``_stderr``, ``_ci_low``, ``_ci_high`` as
+    :func:`evaluation.summary.flat_metrics`."""
     return {
         f"stress/{scenario}/{key.removeprefix('eval/')}": value
         for key, value in flat_metrics(policy, summary).items()

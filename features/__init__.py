@@ -1,4 +1,7 @@
-"""Feature modules: raw observation batch -> one batched float32 tf.Tensor (DESIGN.md section 5)."""
+"""Feature modules: raw observation batch -> one batched float32 tf.Tensor.
+
+See docs/agents.md#features.
+"""
 
 from features.pipeline import FEATURES, FeaturePipeline, MarketScales
 from features.wrappers import FeatureObservation

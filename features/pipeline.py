@@ -4,7 +4,7 @@ Each feature is a pure function of the observation dict (tensors with a leading 
 axis, keys of :mod:`envs.layout`, plus ``book`` and ``orders`` where the order-book market
 publishes them) returning a float32 ``(batch, width)`` tensor. They are written with
 TensorFlow ops only, so the same code runs in data collection, inside the agent's compiled
-step, and inside the exported SavedModel (DESIGN.md section 5). :data:`FEATURE_KEYS` names
+step, and inside the exported SavedModel (docs/agents.md#features). :data:`FEATURE_KEYS` names
 the observation keys each feature reads; a pipeline asked for a feature whose keys its
 market does not publish fails at construction.
 
@@ -147,7 +147,7 @@ def _book_sizes(obs: TensorDict) -> tf.Tensor:
 
 def book_depth_feature(obs: TensorDict, scales: MarketScales) -> tf.Tensor:
     """Lots at each of the ``L`` levels from each best, over ``depth_scale``: ``(batch, 2L)``,
-    the bid levels (best first) then the ask levels (the depth tensor of DESIGN.md section 5)."""
+    the bid levels (best first) then the ask levels (docs/agents.md#features)."""
     sizes = _book_sizes(obs) / scales.depth_scale
     return tf.concat([sizes[:, :, BID], sizes[:, :, _ASK]], axis=-1)
 

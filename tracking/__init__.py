@@ -1,4 +1,6 @@
-"""Experiment tracking: the only package of the project that imports MLflow (DESIGN.md section 8).
+"""Experiment tracking: the only package of the project that imports MLflow.
+
+See docs/architecture.md#tracking.
 
 ``import tracking`` is cheap; MLflow is imported on first use.
 """

@@ -1,6 +1,6 @@
 """Experiment tracking on MLflow: the only module of the project that imports ``mlflow``.
 
-Everything else calls the API below (DESIGN.md section 8):
+Everything else calls the API below (docs/architecture.md#tracking):
 
 - :class:`Tracker`, a context manager around one MLflow run (params, namespaced metrics,
   artifacts, tags). It talks to the store through an ``MlflowClient`` with explicit run ids,
@@ -406,7 +406,7 @@ def _check_metric_key(key: str) -> None:
     if len(parts) < 2 or not all(parts):
         raise ValueError(
             f"metric key {key!r} is not namespaced: use 'train/<name>', 'eval/<policy>/<name>' "
-            "or 'stress/<scenario>/<policy>/<name>' (DESIGN.md section 8)"
+            "or 'stress/<scenario>/<policy>/<name>' (docs/architecture.md#tracking)"
         )
 
 

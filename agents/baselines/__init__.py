@@ -1,4 +1,4 @@
-"""Market-making baselines with known (exact or closed-form) quotes (DESIGN.md section 6)."""
+"""Market-making baselines with known (exact or closed-form) quotes (docs/agents.md#baselines)."""
 
 from agents.baselines.avellaneda_stoikov import (
     AvellanedaStoikov,

@@ -1,4 +1,4 @@
-"""Soft Actor-Critic in TensorFlow (DESIGN.md section 6).
+"""Soft Actor-Critic in TensorFlow (docs/agents.md#sac).
 
 - :mod:`~agents.tf_sac.policy`: the tanh-squashed Gaussian actor, the MLP, SavedModel export and
   :class:`SACPolicy` (a trained actor as an :class:`~agents.base.Policy`);

@@ -1,4 +1,4 @@
-"""The event-driven limit-order-book market (DESIGN.md section 4, ``lob``).
+"""The event-driven limit-order-book market (docs/markets.md#order-book).
 
 - :mod:`envs.lob.book`: N books as numba arrays, their exact (Gillespie) simulation under the
   Cont-Stoikov-Talreja (2010) or the queue-reactive (Huang-Lehalle-Rosenbaum 2015) order flow,

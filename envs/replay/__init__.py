@@ -1,4 +1,4 @@
-"""Historical replay (DESIGN.md section 4, ``replay``): recorded events drive the book, the
+"""Historical replay (docs/markets.md#replay): recorded events drive the book, the
 agent's orders (queue position, latency, fees) are matched against them and never move it.
 
 - :mod:`envs.replay.config`: :class:`ReplayMarketConfig` (``kind: replay``);

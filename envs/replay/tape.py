@@ -1,6 +1,7 @@
 """A recorded day as the flat arrays the replay kernel reads (the "tape").
 
-Built from the canonical ``events`` and ``book`` frames of :mod:`data` (DESIGN.md section 2):
+Built from the canonical ``events`` and ``book`` frames of :mod:`data`
+(docs/data.md#canonical-schema):
 
 - ``t`` float64 seconds since the tape's first event (``ts`` is ns UTC in the frames);
 - ``kind`` int8 (``data.schema`` codes ADD, CANCEL, TRADE, SNAPSHOT, HALT), ``side`` int8
