@@ -26,20 +26,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from calibration.calibrate import FITS, calibrate
 from data import load_lobster
+from data.samples import GOOG_MESSAGES as GOOG
+from data.samples import data_dir
 
-GOOG = "lobster/GOOG_2012-06-21_34200000_57600000_message_10.csv.gz"
 LIMIT_S = 30.0
-
-
-def default_data_dir() -> Path:
-    env = os.environ.get("MM_DATA_DIR")
-    return Path(env) if env else Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--data", type=Path, default=default_data_dir())
+    parser.add_argument("--data", type=Path, default=data_dir())
     args = parser.parse_args()
     path = args.data / GOOG
     if not path.exists():

@@ -29,13 +29,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from data import MarketData, load_binance, load_lobster
+from data.samples import data_dir
 
 GOOG_LIMIT_S = 5.0
-
-
-def default_data_dir() -> Path:
-    env = os.environ.get("MM_DATA_DIR")
-    return Path(env) if env else Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
 def timed(load: Callable[[], MarketData], repeat: int) -> tuple[MarketData, float, float]:
@@ -52,11 +48,11 @@ def timed(load: Callable[[], MarketData], repeat: int) -> tuple[MarketData, floa
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--data", type=Path, default=default_data_dir())
+    parser.add_argument("--data", type=Path, default=data_dir())
     args = parser.parse_args()
     lob, bn = args.data / "lobster", args.data / "binance_raw"
     if not lob.is_dir() or not bn.is_dir():
-        print(f"shared data not found under {args.data} (use --data or MM_DATA_DIR)")
+        print(f"sample data not found under {args.data} (use --data or MM_DATA_DIR)")
         return 1
     print(
         f"python {platform.python_version()}, {os.cpu_count()} cpus, "

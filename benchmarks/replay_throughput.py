@@ -26,11 +26,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import numba
 import numpy as np
 
-from envs.replay.config import ReplayMarketConfig, shared_data_dir
+from data.samples import GOOG_MESSAGES, data_file
+from envs.replay.config import ReplayMarketConfig
 from envs.replay.env import ReplayMarketVectorEnv
 from envs.replay.tape import load_tape
 
-GOOG = "lobster/GOOG_2012-06-21_34200000_57600000_message_10.csv.gz"
 TARGET = 2_000_000
 
 
@@ -58,9 +58,9 @@ def main() -> None:
     parser.add_argument("--num-envs", type=int, nargs="+", default=[1, 64, 256])
     parser.add_argument("--dt", type=float, nargs="+", default=[1.0, 10.0, 60.0])
     args = parser.parse_args()
-    path = shared_data_dir() / GOOG
+    path = data_file(GOOG_MESSAGES)
     if not path.exists():
-        sys.exit(f"{path} not found: set MM_DATA_DIR to the shared data folder")
+        sys.exit(f"{path} not found: MM_DATA_DIR names a folder without the GOOG sample")
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(
         f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "

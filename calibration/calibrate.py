@@ -1,6 +1,6 @@
 """One dataset -> one :class:`Calibration`: the :class:`MarketParams` and everything behind them.
 
-:func:`calibrate` runs every fit of DESIGN.md section 3 on a :class:`data.schema.MarketData` (or
+:func:`calibrate` runs every fit of docs/calibration.md on a :class:`data.schema.MarketData` (or
 on canonical frames with :func:`calibrate_frames`), times them, and packs the results:
 
 - ``params``: the CST 2010 market (:mod:`calibration.intensities`), the size law of LIMIT orders
@@ -37,6 +37,7 @@ from calibration.intensities import fit_cst, fit_queue_reactive
 from calibration.params import FillCurveParams, MarketParams, QueueReactiveParams
 from calibration.sample import Reference, prepare
 from calibration.volatility import realized_volatility, volatility_regimes
+from data.samples import relative_name
 from data.schema import InstrumentSpec, MarketData, SourceFile
 
 FITS: tuple[str, ...] = (
@@ -277,7 +278,7 @@ def calibrate_frames(
         "symbol": spec.symbol,
         "tick_size": spec.tick_size,
         "feed_lot_size": spec.lot_size,
-        "files": [{"path": s.path, "sha256": s.sha256} for s in sources],
+        "files": [{"path": relative_name(s.path), "sha256": s.sha256} for s in sources],
         "start": start.isoformat(),
         "end": end.isoformat(),
         "open_seconds": sample.duration,
@@ -316,7 +317,7 @@ def calibrate_frames(
 
 
 def calibrate(md: MarketData, **kwargs: Any) -> Calibration:
-    """Calibrate the order-book market of DESIGN.md section 3 on one loaded dataset.
+    """Calibrate the order-book market (docs/calibration.md) on one loaded dataset.
 
     :param md: a dataset from :mod:`data` (events, book, spec, sources).
     :param levels: ``L``, distances fitted per side (``MarketParams.n_levels``).

@@ -4,9 +4,10 @@ Every model forbids unknown keys, and every field says what it means and in whic
 Markets and policies are tagged unions on their ``kind`` field, so a YAML file names the
 component it wants (``kind: glft``) and gets that component's fields validated.
 
-YAML files are read by :mod:`experiments.config` only (DESIGN.md section 1); the markets
-validate their keyword parameters with the same models, so ``gymnasium.make(id, sigma=-1)``
-and a config with ``market.sigma: -1`` fail with the same message.
+YAML files are read by :mod:`experiments.config` only
+(docs/architecture.md#packages-and-imports); the markets validate their keyword parameters with
+the same models, so ``gymnasium.make(id, sigma=-1)`` and a config with ``market.sigma: -1`` fail
+with the same message.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ class StrictModel(BaseModel):
 
 # ----------------------------------------------------------------------------- markets
 class AnalyticMarketConfig(StrictModel):
-    """The Avellaneda-Stoikov market (DESIGN.md section 4, ``analytic``).
+    """The Avellaneda-Stoikov market (docs/markets.md#analytic-market).
 
     Mid ``dS = drift dt + sigma dW`` on a grid of ``n_steps`` steps over ``[0, T]``; a
     quote at depth ``delta`` from the mid is filled in a step with probability
@@ -161,11 +162,11 @@ def _market_kind(value: Any) -> str:
 
 
 class ReplayMarket(ReplayMarketConfig):
-    """The historical replay (``envs.replay``, DESIGN.md section 4) with the calibrated model of
+    """The historical replay (``envs.replay``, docs/markets.md#replay) with the calibrated model of
     the recorded day, from which the baselines take their parameters (one source per number).
 
-    In a YAML config, ``path`` may be relative to the shared data folder ($MM_DATA_DIR or
-    ``../shared/data``) and ``market_params`` may be the path of a ``MarketParams`` YAML
+    In a YAML config, ``path`` may be relative to the data folder (``data/samples/``, or
+    $MM_DATA_DIR when set) and ``market_params`` may be the path of a ``MarketParams`` YAML
     (``configs/markets/*.yaml``, written by ``calibration.fit``); :mod:`experiments.config`
     resolves both.
     """
@@ -429,7 +430,7 @@ class BacktestConfig(StrictModel):
 
 
 class TrackingConfig(StrictModel):
-    """Where runs are recorded (DESIGN.md section 8)."""
+    """Where runs are recorded (docs/architecture.md#tracking)."""
 
     uri: str | None = Field(
         None,
@@ -628,7 +629,8 @@ class StressWindow(StrictModel):
 
 
 class StressScenario(StrictModel):
-    """A stress scenario (DESIGN.md section 7): perturbations of the market acting in a window.
+    """A stress scenario (docs/markets.md#stress-scenarios): perturbations of the market acting
+    in a window.
 
     ``markets`` declares where the scenario has a meaning; each perturbation must have one in
     each of them.

@@ -1,4 +1,5 @@
-"""Binance raw websocket captures -> canonical ``events`` and ``book`` (DESIGN.md §2).
+"""Binance raw websocket captures -> canonical ``events`` and ``book``
+(docs/data.md#binance-raw-feeds).
 
 A capture is one or more gzip (or plain) text files, one message per line: ``<local receive
 timestamp> <JSON as received>``. Messages: a REST depth snapshot (``lastUpdateId``, ``bids``,
@@ -61,7 +62,7 @@ its side is counted as ``prune_confirmed_by_bookTicker``, otherwise as
 place and only counts the crossed states; the final ``validate_book`` then drops the crossed book
 rows (counted as ``crossed_book``), so that ``book`` never holds a crossed row.
 
-On the shared data: the spot BTCUSDT 2024-08-08/09 capture loaded by the procedure above never
+On the sample data: the spot BTCUSDT 2024-08-08/09 capture loaded by the procedure above never
 crosses. Its first diff after the snapshot arrives BEFORE the snapshot (line 6,
 ``U=50093239208 u=50093239224`` around ``lastUpdateId=50093239218`` of line 8) and removes the bid
 at 61820.99; a collector that drops it (``use_diffs_before_snapshot=False``) fails the first-diff

@@ -1,7 +1,8 @@
 """Loading experiment configs: YAML file + ``--set key.path=value`` overrides -> validated model.
 
-The only module that reads YAML (DESIGN.md section 1). Every error names the file and the
-key path, e.g. ``configs/demo.yaml: market.sigma: Input should be greater than or equal to 0``.
+The only module that reads YAML (docs/architecture.md#packages-and-imports). Every error names
+the file and the key path, e.g. ``configs/demo.yaml: market.sigma: Input should be greater than or
+equal to 0``.
 """
 
 from __future__ import annotations
@@ -15,10 +16,11 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from configs.schema import AnalyticMarketConfig, ExperimentConfig, LOBMarketConfig
+from data.samples import data_dir, data_file
 from envs.analytic import AnalyticMarketVectorEnv
 from envs.batched import BatchedMarketEnv
 from envs.lob.env import LOBMarketVectorEnv
-from envs.replay.config import ReplayMarketConfig, shared_data_dir
+from envs.replay.config import ReplayMarketConfig
 from envs.replay.env import ReplayMarketVectorEnv
 from tracking import Tracker, ui_command
 
@@ -157,8 +159,8 @@ DATA_SOURCES = {
 def resolve_replay_files(data: dict[str, Any], source: str) -> None:
     """Resolve a replay market's files in a raw config (in place, before validation).
 
-    ``market.path`` and ``market.extra_paths``, when relative, are taken in the shared data
-    folder (``$MM_DATA_DIR``, else ``../shared/data`` beside the project); ``market.market_params``
+    ``market.path`` and ``market.extra_paths``, when relative, are taken in the data folder
+    (``$MM_DATA_DIR``, else the project's ``data/samples/``); ``market.market_params``
     given as a string is the path of a ``MarketParams`` YAML (relative to the project root),
     read here and put in its place. Other markets are left alone.
 
@@ -168,14 +170,11 @@ def resolve_replay_files(data: dict[str, Any], source: str) -> None:
     market = data.get("market")
     if not isinstance(market, dict) or market.get("kind") != "replay":
         return
-    data_dir = shared_data_dir()
     if isinstance(market.get("path"), str):
-        market["path"] = str(data_dir / Path(market["path"]).expanduser())
+        market["path"] = str(data_file(market["path"]))
     extra = market.get("extra_paths")
     if isinstance(extra, list):
-        market["extra_paths"] = [
-            str(data_dir / Path(p).expanduser()) if isinstance(p, str) else p for p in extra
-        ]
+        market["extra_paths"] = [str(data_file(p)) if isinstance(p, str) else p for p in extra]
     params = market.get("market_params")
     if isinstance(params, str):
         file = Path(params).expanduser()
@@ -211,9 +210,9 @@ def check_replay_data(market: ReplayMarketConfig) -> None:
         if not p.is_file():
             raise ConfigError(
                 f"market.path: replay data file not found: {p}. Expected "
-                f"{DATA_SOURCES[market.format]} in the shared data folder ($MM_DATA_DIR, else "
-                f"{shared_data_dir()}; see its README.md); a relative market.path is taken in "
-                "that folder"
+                f"{DATA_SOURCES[market.format]} in the data folder ($MM_DATA_DIR, else "
+                f"the project's data/samples/; now {data_dir()}); a relative market.path is "
+                "taken in that folder"
             )
 
 

@@ -1,7 +1,7 @@
 """Validate a calibrated market: simulate it and compare its stylized facts with the data.
 
     python -m experiments.validate_calibration \\
-        --data ../shared/data/lobster/GOOG_2012-06-21_34200000_57600000_message_10.csv.gz \\
+        --data data/samples/lobster/GOOG_2012-06-21_34200000_57600000_message_10.csv.gz \\
         --market configs/markets/goog_2012-06-21.yaml [--seed 0] [--out DIR] \\
         [--set tracking.uri=sqlite:///mlflow.db] [--set simulation.duration_s=3600]
 

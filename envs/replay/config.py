@@ -1,23 +1,17 @@
-"""Typed configuration of the historical replay market (``kind: replay``, DESIGN.md section 4)."""
+"""Typed configuration of the historical replay (``kind: replay``, docs/markets.md#replay)."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, model_validator
 
+from data.samples import AAPL_FIXTURE, data_dir
 from envs.agent_orders import AgentOrdersConfig
 
-DEFAULT_SAMPLE = "lobster/AAPL_first49s_L10/AAPL_2012-06-21_34200000_57600000_message_10.csv"
-"""The tape used when no path is given: the tiny AAPL fixture of the shared data folder."""
-
-
-def shared_data_dir() -> Path:
-    """``$MM_DATA_DIR`` or ``../shared/data`` beside the project root."""
-    env = os.environ.get("MM_DATA_DIR")
-    return Path(env) if env else Path(__file__).resolve().parents[2].parent / "shared" / "data"
+DEFAULT_SAMPLE = AAPL_FIXTURE
+"""The tape used when no path is given: the tiny AAPL fixture of the sample data."""
 
 
 class ReplayMarketConfig(AgentOrdersConfig):
@@ -31,8 +25,8 @@ class ReplayMarketConfig(AgentOrdersConfig):
     path: str | None = Field(
         None,
         description="The recorded data: a LOBSTER message file (its orderbook file beside it), or "
-        "a Binance raw capture file; None uses the shared tiny AAPL LOBSTER fixture "
-        f"($MM_DATA_DIR or ../shared/data, {DEFAULT_SAMPLE}).",
+        "a Binance raw capture file; None uses the tiny AAPL LOBSTER fixture of the "
+        f"sample data ({DEFAULT_SAMPLE} in data/samples/, or in $MM_DATA_DIR when set).",
     )
     extra_paths: list[str] = Field(
         default_factory=list,
@@ -94,13 +88,13 @@ class ReplayMarketConfig(AgentOrdersConfig):
         return self.dt * self.n_steps
 
     def data_paths(self) -> list[Path]:
-        """The files to load (the default sample resolved in the shared data folder)."""
+        """The files to load (the default sample resolved in the data folder)."""
         if self.path is None:
-            path = shared_data_dir() / DEFAULT_SAMPLE
+            path = data_dir() / DEFAULT_SAMPLE
             if not path.exists():
                 raise FileNotFoundError(
                     f"no replay data: path is None and the default sample {path} is absent "
-                    "(set path, or MM_DATA_DIR to the shared data folder)"
+                    "(set path, or unset MM_DATA_DIR to use the project's data/samples/)"
                 )
             return [path]
         return [Path(self.path), *(Path(p) for p in self.extra_paths)]

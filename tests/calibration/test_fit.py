@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from calibration.empirical import size_distribution
 from calibration.fit import load_market_data, main
 from calibration.params import MarketParams
 from configs.schema import LOBMarketConfig
+from data.samples import SAMPLES_DIR
 
 ROOT = Path(__file__).resolve().parents[2]
 MARKETS = sorted((ROOT / "configs" / "markets").glob("*.yaml"))
@@ -25,18 +25,9 @@ AAPL_TINY = "lobster/AAPL_first49s_L10/AAPL_2012-06-21_34200000_57600000_message
 NEXO = ("binance_raw/spot_nexousdt_20240723.dat.gz", "binance_raw/spot_nexousdt_20240724.dat.gz")
 
 
-def shared_data_dir() -> Path | None:
-    """``$MM_DATA_DIR`` or ``../shared/data`` beside the project root, if it exists."""
-    env = os.environ.get("MM_DATA_DIR")
-    path = Path(env) if env else ROOT.parent / "shared" / "data"
-    return path if path.is_dir() else None
-
-
 def data_file(name: str) -> Path:
-    root = shared_data_dir()
-    if root is None or not (root / name).exists():
-        pytest.skip(f"shared data file {name} not found (set MM_DATA_DIR to the data folder)")
-    return root / name
+    """A file of the project's samples (``data/samples``)."""
+    return SAMPLES_DIR / name
 
 
 # ------------------------------------------------------------------ shipped markets

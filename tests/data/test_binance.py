@@ -1,10 +1,9 @@
-"""Binance raw-capture loader: synthetic captures for every rule, the shared captures for facts."""
+"""Binance raw-capture loader: synthetic captures for every rule, the sample captures for facts."""
 
 from __future__ import annotations
 
 import gzip
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -15,24 +14,13 @@ from hypothesis import strategies as st
 
 from data import DataError, load_binance
 from data.binance import timestamp_unit_factor
+from data.samples import SAMPLES_DIR
 from data.schema import EVENT_COLUMNS, book_arrays, validate_book, validate_events
 
 
-def shared_data_dir() -> Path | None:
-    """``$MM_DATA_DIR`` or ``../shared/data`` beside the project root, if it exists."""
-    env = os.environ.get("MM_DATA_DIR")
-    path = Path(env) if env else Path(__file__).resolve().parents[2].parent / "shared" / "data"
-    return path if path.is_dir() else None
-
-
 def capture(*names: str) -> list[Path]:
-    root = shared_data_dir()
-    paths = [root / "binance_raw" / n for n in names] if root is not None else []
-    if root is None or not all(p.exists() for p in paths):
-        pytest.skip(
-            f"shared Binance captures {names} not found (set MM_DATA_DIR to the data folder)"
-        )
-    return paths
+    """The project's sample Binance captures (``data/samples/binance_raw``)."""
+    return [SAMPLES_DIR / "binance_raw" / n for n in names]
 
 
 NEXO = ("spot_nexousdt_20240723.dat.gz", "spot_nexousdt_20240724.dat.gz")
@@ -390,7 +378,7 @@ def test_random_diffs_keep_the_book_valid_and_replayable(tmp_path_factory, diffs
         assert np.isnan(bid_px[i, len(bids) :]).all() and np.isnan(ask_px[i, len(asks) :]).all()
 
 
-# ---------------------------------------------------------------- the shared captures
+# ---------------------------------------------------------------- the sample captures
 
 
 @pytest.mark.data

@@ -1,10 +1,9 @@
-"""LOBSTER loader: synthetic files for every validation path, the shared GOOG/AAPL samples for
+"""LOBSTER loader: synthetic files for every validation path, the sample GOOG/AAPL files for
 facts."""
 
 from __future__ import annotations
 
 import gzip
-import os
 import time
 from pathlib import Path
 
@@ -15,21 +14,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from data import DataError, check_book_consistency, load_lobster
+from data.samples import SAMPLES_DIR
 from data.schema import EVENT_COLUMNS, validate_book, validate_events
 
 
-def shared_data_dir() -> Path | None:
-    """``$MM_DATA_DIR`` or ``../shared/data`` beside the project root, if it exists."""
-    env = os.environ.get("MM_DATA_DIR")
-    path = Path(env) if env else Path(__file__).resolve().parents[2].parent / "shared" / "data"
-    return path if path.is_dir() else None
-
-
 def lobster_file(name: str) -> Path:
-    root = shared_data_dir()
-    if root is None or not (root / "lobster" / name).exists():
-        pytest.skip(f"shared LOBSTER sample {name} not found (set MM_DATA_DIR to the data folder)")
-    return root / "lobster" / name
+    """A LOBSTER file of the project's samples (``data/samples/lobster``)."""
+    return SAMPLES_DIR / "lobster" / name
 
 
 GOOG = "GOOG_2012-06-21_34200000_57600000_message_10.csv.gz"
@@ -261,7 +252,7 @@ def test_a_shuffled_message_file_is_rejected(tmp_path_factory, order):
     assert (info.value.line, info.value.field) == (first_bad, "time")
 
 
-# ---------------------------------------------------------------- shared samples
+# ---------------------------------------------------------------- sample files
 
 
 @pytest.mark.data

@@ -1,5 +1,5 @@
-"""Historical replay on the shared LOBSTER samples: gymnasium's checker on the tiny AAPL fixture
-and a fixed-depth policy over a window of the GOOG day (skipped without the data)."""
+"""Historical replay on the sample LOBSTER files: gymnasium's checker on the tiny AAPL fixture
+and a fixed-depth policy over a window of the GOOG day."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 
 import envs
-from envs.replay.config import shared_data_dir
+from data.samples import SAMPLES_DIR
 from envs.replay.core import F_CASH, I_INV
 from envs.replay.env import ReplayMarketEnv, ReplayMarketVectorEnv
 
@@ -22,10 +22,7 @@ AAPL_TINY = "lobster/AAPL_first49s_L10/AAPL_2012-06-21_34200000_57600000_message
 
 
 def data_file(name: str) -> str:
-    path = shared_data_dir() / name
-    if not path.exists():
-        pytest.skip(f"shared LOBSTER sample {name} not found (set MM_DATA_DIR to the data folder)")
-    return str(path)
+    return str(SAMPLES_DIR / name)
 
 
 def test_check_env_on_the_tiny_aapl_fixture() -> None:

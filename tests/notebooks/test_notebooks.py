@@ -9,7 +9,6 @@ trains SAC for 40,000 transitions) and 04 about 30 s. All four run in the defaul
 
 from __future__ import annotations
 
-import os
 import re
 import sys
 import time
@@ -47,13 +46,6 @@ def run_notebook(name: str) -> tuple[nbformat.NotebookNode, float]:
     except CellExecutionError as exc:
         pytest.fail(f"{name}: a cell failed:\n{exc}", pytrace=False)
     return notebook, time.monotonic() - start
-
-
-def shared_data_dir() -> Path | None:
-    """``$MM_DATA_DIR`` or ``../shared/data`` beside the project root, if it exists."""
-    env = os.environ.get("MM_DATA_DIR")
-    path = Path(env) if env else ROOT.parent / "shared" / "data"
-    return path if path.is_dir() else None
 
 
 def _errors(notebook: nbformat.NotebookNode) -> list[str]:
@@ -111,9 +103,6 @@ def test_notebooks_are_stored_without_outputs(path: Path) -> None:
 
 @pytest.mark.data
 def test_data_and_calibration_notebook_runs() -> None:
-    root = shared_data_dir()
-    if root is None or not (root / GOOG).exists():
-        pytest.skip(f"shared data file {GOOG} not found (set MM_DATA_DIR to the data folder)")
     notebook, seconds = run_notebook("01_data_and_calibration.ipynb")
     print(f"01_data_and_calibration: {seconds:.0f} s")
     assert not _errors(notebook)

@@ -1,7 +1,7 @@
 """``python -m experiments.backtest``: baselines over a recorded day, into a temporary MLflow store.
 
-The replays run on the tiny AAPL LOBSTER fixture (49 s, 10 levels) of the shared data folder;
-they skip when it is absent.
+The replays run on the tiny AAPL LOBSTER fixture (49 s, 10 levels) of the sample data
+(``data/samples/``).
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ from mlflow import MlflowClient
 
 from agents.factory import make_policy, model_parameters
 from configs.schema import ReplayMarket
-from envs.replay.config import DEFAULT_SAMPLE, shared_data_dir
+from data.samples import SAMPLES_DIR
+from envs.replay.config import DEFAULT_SAMPLE
 from envs.replay.env import ReplayMarketVectorEnv
 from experiments.backtest import main, replay_policy, select_policies, window_starts
 from experiments.config import CONFIG_DIR, ConfigError, load_config, make_vector_env
@@ -36,10 +37,7 @@ METRICS = (
 
 @pytest.fixture
 def fixture_tape() -> Path:
-    path = shared_data_dir() / DEFAULT_SAMPLE
-    if not path.is_file():
-        pytest.skip(f"shared LOBSTER fixture {path} not found (set MM_DATA_DIR to the data folder)")
-    return path
+    return SAMPLES_DIR / DEFAULT_SAMPLE
 
 
 def _markets_yaml(name: str) -> dict:
@@ -65,7 +63,7 @@ def test_replay_configs_take_the_baselines_model_from_the_calibrated_day(
     assert market.market_params.mid_volatility == calibrated["mid_volatility"]
     assert market.queue_model == queue and cfg.backtest.calendar == calendar
     assert market.taker_fee_bps > 0 and market.maker_fee_bps <= market.taker_fee_bps
-    assert Path(market.path or "").is_absolute()  # resolved in the shared data folder
+    assert Path(market.path or "").is_absolute()  # resolved in the data folder
     assert {"glft", "fixed_spread"} <= {p.kind for p in cfg.policies}
 
 

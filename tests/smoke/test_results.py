@@ -1,7 +1,7 @@
 """``python -m experiments.results``: the results table, with a tiny budget.
 
 The simulated part runs the calibrated GOOG order book; the replay part runs on the tiny AAPL
-LOBSTER fixture of the shared data folder and skips when it is absent.
+LOBSTER fixture of the sample data.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
-from envs.replay.config import DEFAULT_SAMPLE, shared_data_dir
+from data.samples import AAPL_FIXTURE as DEFAULT_SAMPLE
 from experiments.config import CONFIG_DIR, load_config
 from experiments.results import METRICS, TABLE_COLUMNS, main
 
@@ -87,8 +87,6 @@ def test_a_market_other_than_the_order_book_is_exit_2_naming_the_key(tmp_path, c
 
 @pytest.mark.data
 def test_replay_rows_are_means_across_windows(tmp_path):
-    if not (shared_data_dir() / DEFAULT_SAMPLE).is_file():
-        pytest.skip(f"shared LOBSTER fixture {DEFAULT_SAMPLE} not found (set MM_DATA_DIR)")
     frame = _run(tmp_path, "r", REPLAY)
     _check_table(frame, {"simulated", "replay"})
     replay = frame[frame["market"] == "replay"]

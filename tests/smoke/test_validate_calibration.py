@@ -3,13 +3,13 @@ MLflow store."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
+from data.samples import SAMPLES_DIR
 from experiments.validate_calibration import main
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -17,13 +17,9 @@ GOOG = "lobster/GOOG_2012-06-21_34200000_57600000_message_10.csv.gz"
 GOOG_MARKET = "configs/markets/goog_2012-06-21.yaml"
 
 
-def shared_file(name: str) -> Path:
-    """A file of ``$MM_DATA_DIR`` or ``../shared/data`` beside the project root, or a skip."""
-    env = os.environ.get("MM_DATA_DIR")
-    path = (Path(env) if env else ROOT.parent / "shared" / "data") / name
-    if not path.is_file():
-        pytest.skip(f"shared data file {name} not found (set MM_DATA_DIR to the data folder)")
-    return path
+def sample_file(name: str) -> Path:
+    """A file of the project's samples (``data/samples``)."""
+    return SAMPLES_DIR / name
 
 
 def test_missing_data_file_exits_2_naming_it(tmp_path, capsys):
@@ -69,7 +65,7 @@ def test_unknown_setting_exits_2_naming_the_key(capsys):
 
 @pytest.mark.data
 def test_goog_day_report_is_written_and_logged(tmp_path, capsys):
-    data = shared_file(GOOG)
+    data = sample_file(GOOG)
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     out = tmp_path / "report"
     code = main(["--data", str(data), "--market", GOOG_MARKET, "--seed", "3", "--out", str(out),
