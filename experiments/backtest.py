@@ -7,7 +7,7 @@
 
 Reads top to bottom: config, recorded data, tracking preflight, windows, policies, replays,
 metrics, table, figures, logging. The day is cut into ``backtest.windows`` consecutive episodes
-of ``market.n_steps x market.dt`` seconds (DESIGN.md section 4, ``replay``: the recorded events
+of ``market.n_steps x market.dt`` seconds (docs/markets.md#replay: the recorded events
 drive the book, the agent's orders never move it); every policy replays the same windows (a
 common tape), all windows at once in one batched replay. A policy's metrics
 (:func:`evaluation.metrics.compute_metrics`) are those of its windows laid end to end as one
@@ -34,7 +34,6 @@ import numpy as np
 import pandas as pd
 import yaml
 from rich.console import Console
-from rich.progress import track
 from rich.table import Table
 
 from agents.base import Policy
@@ -62,6 +61,7 @@ from experiments.config import (
     print_ui_command,
     to_yaml,
 )
+from experiments.progress import progress as progress_bar
 from experiments.seeding import seed_everything, stream_seed
 from tracking import TrackingError
 
@@ -369,7 +369,7 @@ def main(argv: list[str] | None = None) -> int:
         env.step(np.zeros((starts.size, 2)))
         items = list(policies.items())
         desc = f"Replaying {starts.size} windows of {market.T:g} s"
-        iterator = items if args.no_progress else track(items, description=desc, console=console)
+        iterator = items if args.no_progress else progress_bar(items, desc=desc, unit="policy")
         replays = {label: replay_policy(env, p, starts, seed, cfg, tape) for label, p in iterator}
         metrics = {label: policy_metrics(r, cfg) for label, r in replays.items()}
 

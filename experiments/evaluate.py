@@ -35,7 +35,6 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from rich.console import Console
-from rich.progress import track
 from rich.table import Table
 
 from agents.base import ObservationBatch, Policy
@@ -67,6 +66,7 @@ from experiments.config import (
     print_ui_command,
     to_yaml,
 )
+from experiments.progress import progress as progress_bar
 from experiments.sac_model import SavedPolicy
 from experiments.seeding import seed_everything, stream_seed
 from tracking import TrackingError, download_artifacts, metric_history
@@ -93,7 +93,7 @@ def run_policies(
     env = make_vector_env(cfg.market, cfg.evaluation.n_paths)
     seed = stream_seed(cfg.seed, "evaluation")
     items = list(policies.items())
-    iterator = track(items, description="Evaluating policies") if progress else items
+    iterator = progress_bar(items, desc="Evaluating policies", unit="policy") if progress else items
     out = {}
     for label, policy in iterator:
         observer = QueueObserver(policy) if record_steps else None

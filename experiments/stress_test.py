@@ -27,7 +27,6 @@ import matplotlib.pyplot as plt
 import yaml
 from pydantic import ValidationError
 from rich.console import Console
-from rich.progress import track
 from rich.table import Table
 
 from agents.base import Policy
@@ -55,6 +54,7 @@ from experiments.config import (
     to_yaml,
 )
 from experiments.evaluate import build_policies, load_sac_policy
+from experiments.progress import progress as progress_bar
 from experiments.seeding import seed_everything, stream_seed
 from tracking import TrackingError
 
@@ -204,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
         batches: dict[str, dict[str, EpisodeBatch]] = {name: {} for name in markets}
         start = time.perf_counter()
         env, env_name = None, ""
-        iterator = cells if args.no_progress else track(cells, description="Stress cells")
+        iterator = cells if args.no_progress else progress_bar(cells, desc="Stress cells")
         for name, label in iterator:
             if env is None or env_name != name:  # one batched market per scenario
                 env, env_name = make_vector_env(markets[name], cfg.evaluation.n_paths), name

@@ -26,7 +26,6 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 from rich.console import Console
-from tqdm import tqdm
 
 from agents.base import Policy
 from agents.tf_sac.learner import SACLearner
@@ -49,6 +48,7 @@ from experiments.config import (
     make_vector_env,
     to_yaml,
 )
+from experiments.progress import progress as progress_bar
 from experiments.sac_model import export_policy
 from experiments.seeding import seed_everything, stream_seed
 from features import FeaturePipeline
@@ -251,8 +251,7 @@ def train(cfg: ExperimentConfig, run: Tracker, resume: bool, console: Console) -
         return raw_features({k: o[k] for k in pipeline.observation_keys}).numpy()
 
     features = featurize(obs)
-    bar = tqdm(total=t.total_steps, initial=loop.env_steps, unit="steps", dynamic_ncols=True,
-               desc="SAC", disable=None)  # fmt: skip
+    bar = progress_bar(total=t.total_steps, initial=loop.env_steps, unit="steps", desc="SAC")
     start, start_steps, start_updates = time.perf_counter(), loop.env_steps, loop.updates
     deadline = start + 60 * t.max_minutes if t.max_minutes else None
     stats: dict[str, float] = {}
@@ -379,6 +378,9 @@ def run_training(
         return EXIT_CONFIG, None
     seed_everything(cfg.seed)
     tf.random.set_seed(stream_seed(cfg.seed, "agent"))
+    # Kernels that could reduce in a varying order run their deterministic variant (a few
+    # percent on this CPU), so a seed and config give the same policy from run to run.
+    tf.config.experimental.enable_op_determinism()
 
     with tracker as run:
         if resume:
