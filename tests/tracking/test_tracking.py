@@ -6,6 +6,7 @@ import contextlib
 import json
 import math
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -21,6 +22,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import tracking
+import tracking.store as tracking_store
 from tracking import (
     MAX_PARAM_VALUE_LENGTH,
     PROJECT_ROOT,
@@ -511,3 +513,22 @@ def test_metric_history_returns_every_step_in_order(sqlite_uri: str) -> None:
             run.log_metrics({"train/x": step / 10}, step=step)
     assert metric_history(run.run_id, "train/x", sqlite_uri) == [(10, 1.0), (20, 2.0), (30, 3.0)]
     assert metric_history(run.run_id, "train/missing", sqlite_uri) == []
+
+
+def test_git_dirty_ignores_a_venv_link_and_sees_real_changes(tmp_path, monkeypatch) -> None:
+    """A ``.venv`` that is a symbolic link (as many set-ups make it) is not a change; a new file
+    is."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    shutil.copy(tracking_store.PROJECT_ROOT / ".gitignore", repo / ".gitignore")
+    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t",
+           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}  # fmt: skip
+    for args in (["init", "-q"], ["add", ".gitignore"], ["commit", "-qm", "ignore rules"]):
+        subprocess.run(["git", *args], cwd=repo, check=True, env=env)
+    monkeypatch.setattr(tracking_store, "PROJECT_ROOT", repo)
+    (tmp_path / "venv").mkdir()
+    (repo / ".venv").symlink_to(tmp_path / "venv")
+    (repo / "mlflow.db").write_text("")
+    assert tracking.git_dirty() is False
+    (repo / "new.py").write_text("")
+    assert tracking.git_dirty() is True
