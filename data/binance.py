@@ -16,9 +16,19 @@ spot ``U == previous u + 1`` (the first diff after a snapshot must have
 ``U <= lastUpdateId <= u``). A gap raises ``DataError`` (file, line, field ``U``/``pu``) under
 ``strict``; otherwise it is counted (``update_id_gap``: one per gap), the book is dropped and
 rebuilt from the next snapshot (the diffs in between, whose events are lost, are counted as
-``diff_while_unsynced``); with no later snapshot the rest of the depth stream is counted as
+``diff_while_unsynced``). With no later snapshot but a later ``bookTicker`` (and ``repair``), the
+gap is bridged (``update_id_gap_bridged_by_bookTicker``, a repair): the diffs are applied through
+it (their sizes are absolute, so every level they touch is right again) and after each diff the
+best levels are made to agree with the latest bookTicker the book has reached: a better level that
+no diff set since the ticker is removed, the ticker's level set to its size (each counted, each an
+event with ``pruned`` True). With neither, the rest of the depth stream is counted as
 ``diff_after_gap_without_snapshot`` (trades are still kept). A snapshot older than a book that is in
 sync is ignored (noted). See ``on_gap`` for other policies.
+
+Bad messages (``strict`` raises naming file, line and field; otherwise dropped and counted): a
+price or quantity that is not a finite decimal, a trade whose ``m`` is not a JSON boolean or whose
+trade id ``t`` was seen before (``duplicate_trade``), a bookTicker with a missing field, a gzip
+file cut short (read up to its last complete line, ``truncated_gzip``).
 
 Units and time:
 
@@ -38,8 +48,9 @@ Output:
   book at a snapshot's first row); every level change of a diff as ``add`` (size grew, ``size`` =
   the increase) or ``cancel`` (size shrank or removed, ``size`` = the decrease) with
   ``order_id = -1`` (L2 feed); trades as ``trade`` with ``side`` = resting side (``m`` true -> bid)
-  and ``aggressor = -side``. Extra columns: ``exch_ts`` and ``update_id`` (``u`` of the diff,
-  ``lastUpdateId`` of the snapshot, the trade id for trades).
+  and ``aggressor = -side``. Extra columns: ``exch_ts``, ``update_id`` (``u`` of the diff,
+  ``lastUpdateId`` of the snapshot, the trade id for trades) and ``pruned`` (True for an event the
+  loader wrote as a repair, not in the stream).
 - ``book``: one row after every snapshot and after every applied diff message (so on every change of
   the book, at the diff granularity; a diff that changes nothing still gets a row), top ``levels``
   per side, with extra columns ``exch_ts`` and ``update_id``. Trades do not move the book: the diffs
@@ -49,18 +60,19 @@ Output:
 
 Crossed books (the stale-level defect of the spot BTCUSDT 2024-08-08/09 capture). After each diff
 the book is checked: ``best bid >= best ask`` is a crossed (or locked) state. ``strict`` raises
-``DataError`` at the first one (file, line of the diff). Otherwise it is repaired by pruning the
-stale side: every level keeps the update id that last set it, and of the two crossing best levels
-the OLDER one is stale (on a tie, the one the last bookTicker contradicts); all levels of that side
-at or through the other side's best are removed (each counted). Why: the diff stream reports every
-change of every level, and a matching engine never rests a crossed book, so two crossing levels
-cannot both be live; the level that the stream touched more recently is current, the older one is a
-removal the stream never sent. The latest ``bookTicker`` (an independent stream of the true best
-bid/offer) is used as a cross-check: a pruned price that is strictly outside the ticker's best on
-its side is counted as ``prune_confirmed_by_bookTicker``, otherwise as
-``prune_not_confirmed_by_bookTicker`` (both notes). ``repair=False`` leaves the stale levels in
-place and only counts the crossed states; the final ``validate_book`` then drops the crossed book
-rows (counted as ``crossed_book``), so that ``book`` never holds a crossed row.
+``DataError`` at the first one (file, line of the diff). Otherwise only what later data confirms
+stale is pruned, one level at a time: every level keeps the update id that last set it, and a best
+level is stale when a ``bookTicker`` (an independent stream of the true best bid/offer) at an
+update id at or after that one shows a better price than the ticker's best on its side (the latest
+such ticker the book has reached, else the first one after; ``prune_confirmed_by_bookTicker``).
+If the ticker shows one of the two levels and cannot judge the other, the other is pruned
+(``prune_not_confirmed_by_bookTicker``); if it cannot judge either (no ticker), the older level's
+side is pruned through the other side's best (the diff stream never rests a crossed book, so the
+level it touched last is current); if it shows both, the state is left
+(``crossed_state_unresolved``). Each pruned level is counted (``stale_bid_level_pruned``,
+``stale_ask_level_pruned``) and written as a ``cancel`` with ``pruned`` True. ``repair=False``
+leaves the stale levels in place and only counts the crossed states. Crossed rows left are dropped
+by the final ``validate_book`` (``crossed_book``), so that ``book`` never holds a crossed row.
 
 On the sample data: the spot BTCUSDT 2024-08-08/09 capture loaded by the procedure above never
 crosses. Its first diff after the snapshot arrives BEFORE the snapshot (line 6,
@@ -74,10 +86,9 @@ crossed state and 1 pruned bid level (confirmed by bookTicker) with repair.
 from __future__ import annotations
 
 import bisect
-import gzip
-import io
 import json
 import logging
+import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -98,6 +109,7 @@ from data.schema import (
     ValidationReport,
     make_book,
     make_events,
+    read_complete_lines,
     source_file,
     validate_book,
     validate_events,
@@ -141,14 +153,7 @@ class _Record:
     ts: int  # ns
     msg: dict[str, Any]
     stream: str  # "snapshot", "depth", "trade", "bookTicker", or the raw stream name
-
-
-def _open_text(path: Path) -> io.TextIOBase:
-    with open(path, "rb") as fh:
-        magic = fh.read(2)
-    if magic == b"\x1f\x8b":
-        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8")
-    return open(path, encoding="utf-8")
+    parsed: Any = None  # a bookTicker's parsed fields (or its DataError), once parsed
 
 
 def _read_records(
@@ -160,76 +165,76 @@ def _read_records(
     last_ts = None
     for fi, path in enumerate(paths):
         factor = None
-        with _open_text(path) as fh:
-            for lineno, raw in enumerate(fh, start=1):
-                text = raw.strip()
-                if not text:
-                    continue
-                stamp, _, body = text.partition(" ")
-                try:
-                    local = int(stamp)
-                except ValueError:
+        text_bytes = read_complete_lines(path, strict=strict, report=report)
+        for lineno, raw in enumerate(text_bytes.decode("utf-8", errors="replace").split("\n"), 1):
+            text = raw.strip()
+            if not text:
+                continue
+            stamp, _, body = text.partition(" ")
+            try:
+                local = int(stamp)
+            except ValueError:
+                if strict:
+                    raise DataError(
+                        path, lineno, "local timestamp", "an integer epoch timestamp", stamp
+                    ) from None
+                report.drop("bad_local_timestamp", 1, [f"{path.name}:{lineno}"])
+                continue
+            f = timestamp_unit_factor(local)
+            if factor is None:
+                factor = f
+            elif f != factor:
+                unit = {1: "ns", 1000: "us", 10**6: "ms", 10**9: "s"}[factor]
+                if strict:
+                    raise DataError(
+                        path,
+                        lineno,
+                        "local timestamp",
+                        f"the file's unit ({unit}, from its first line)",
+                        local,
+                    )
+                report.drop("timestamp_unit_changed", 1, [f"{path.name}:{lineno}"])
+                continue
+            try:
+                msg = json.loads(body)
+                if not isinstance(msg, dict):
+                    raise ValueError("not an object")
+            except ValueError:
+                if strict:
+                    raise DataError(
+                        path, lineno, "JSON", "a JSON object after the timestamp", body[:60]
+                    ) from None
+                report.drop("bad_json", 1, [f"{path.name}:{lineno}"])
+                continue
+            ts = local * factor
+            if last_ts is not None and ts < last_ts:
+                if strict:
+                    raise DataError(
+                        path,
+                        lineno,
+                        "local timestamp",
+                        f"a time >= the previous line's ({last_ts} ns)",
+                        ts,
+                    )
+                report.drop("time_backwards", 1, [f"{path.name}:{lineno}"])
+                continue
+            last_ts = ts
+            if "stream" in msg:
+                name = str(msg["stream"])
+                data = msg.get("data")
+                if not isinstance(data, dict):
                     if strict:
-                        raise DataError(
-                            path, lineno, "local timestamp", "an integer epoch timestamp", stamp
-                        ) from None
-                    report.drop("bad_local_timestamp", 1, [f"{path.name}:{lineno}"])
-                    continue
-                f = timestamp_unit_factor(local)
-                if factor is None:
-                    factor = f
-                elif f != factor:
-                    unit = {1: "ns", 1000: "us", 10**6: "ms", 10**9: "s"}[factor]
-                    if strict:
-                        raise DataError(
-                            path,
-                            lineno,
-                            "local timestamp",
-                            f"the file's unit ({unit}, from its first line)",
-                            local,
-                        )
-                    report.drop("timestamp_unit_changed", 1, [f"{path.name}:{lineno}"])
-                    continue
-                try:
-                    msg = json.loads(body)
-                    if not isinstance(msg, dict):
-                        raise ValueError("not an object")
-                except ValueError:
-                    if strict:
-                        raise DataError(
-                            path, lineno, "JSON", "a JSON object after the timestamp", body[:60]
-                        ) from None
+                        raise DataError(path, lineno, "data", "a JSON object", data)
                     report.drop("bad_json", 1, [f"{path.name}:{lineno}"])
                     continue
-                ts = local * factor
-                if last_ts is not None and ts < last_ts:
-                    if strict:
-                        raise DataError(
-                            path,
-                            lineno,
-                            "local timestamp",
-                            f"a time >= the previous line's ({last_ts} ns)",
-                            ts,
-                        )
-                    report.drop("time_backwards", 1, [f"{path.name}:{lineno}"])
-                    continue
-                last_ts = ts
-                if "stream" in msg:
-                    name = str(msg["stream"])
-                    data = msg.get("data")
-                    if not isinstance(data, dict):
-                        if strict:
-                            raise DataError(path, lineno, "data", "a JSON object", data)
-                        report.drop("bad_json", 1, [f"{path.name}:{lineno}"])
-                        continue
-                    kind = name.split("@", 1)[1] if "@" in name else name
-                    if kind.startswith("depth"):
-                        kind = "depth"
-                    yield _Record(fi, lineno, ts, data, kind)
-                elif "lastUpdateId" in msg:
-                    yield _Record(fi, lineno, ts, msg, "snapshot")
-                else:
-                    report.note("unknown_message_ignored", 1, [f"{path.name}:{lineno}"])
+                kind = name.split("@", 1)[1] if "@" in name else name
+                if kind.startswith("depth"):
+                    kind = "depth"
+                yield _Record(fi, lineno, ts, data, kind)
+            elif "lastUpdateId" in msg:
+                yield _Record(fi, lineno, ts, msg, "snapshot")
+            else:
+                report.note("unknown_message_ignored", 1, [f"{path.name}:{lineno}"])
 
 
 @dataclass
@@ -244,6 +249,7 @@ class _Side:
     size: dict[int, float] = field(default_factory=dict)
     age: dict[int, int] = field(default_factory=dict)
     prices: list[int] = field(default_factory=list)
+    gone: dict[int, int] = field(default_factory=dict)  # update id that removed a level
 
     def set(self, px: int, sz: float, uid: int) -> float:
         """Set the level's absolute size (0 removes it); return the previous size."""
@@ -252,6 +258,7 @@ class _Side:
             if old:
                 del self.size[px]
                 del self.age[px]
+                self.gone[px] = uid
                 i = bisect.bisect_left(self.prices, px)
                 del self.prices[i]
             return old
@@ -280,6 +287,7 @@ class _Side:
         self.size.clear()
         self.age.clear()
         self.prices.clear()
+        self.gone.clear()
 
 
 class _Units:
@@ -292,6 +300,8 @@ class _Units:
             x = float(text) / self.tick
         except (TypeError, ValueError):
             raise DataError(where[0], where[1], name, "a decimal price string", text) from None
+        if not math.isfinite(x):
+            raise DataError(where[0], where[1], name, "a finite decimal price", text)
         t = round(x)
         if abs(x - t) > 1e-6 or t <= 0:
             raise DataError(
@@ -304,8 +314,8 @@ class _Units:
             q = float(text)
         except (TypeError, ValueError):
             raise DataError(where[0], where[1], name, "a decimal quantity string", text) from None
-        if not q >= 0:
-            raise DataError(where[0], where[1], name, "a quantity >= 0", text)
+        if not (q >= 0 and math.isfinite(q)):
+            raise DataError(where[0], where[1], name, "a finite quantity >= 0", text)
         return round(q / self.lot, 6)
 
 
@@ -379,7 +389,9 @@ def load_binance(
     :param lot_size: override the lot (base units); default inferred from quantity decimals.
     :param on_gap: what an update-id gap does: ``"raise"`` a ``DataError`` (default when
         ``strict``), ``"resync"`` (default otherwise: drop the book until the next snapshot,
-        counting the diffs lost), or ``"continue"`` (apply the diffs through the gap, counted;
+        counting the diffs lost; with no later snapshot, bridge the gap with the bookTicker stream
+        when there is one, see the module docstring), or ``"continue"`` (apply the diffs through
+        the gap, counted;
         levels whose removal was lost stay stale, and the crossed-book check and repair deal with
         those that cross).
     :param use_diffs_before_snapshot: apply the diffs received before the snapshot whose ``u`` is
@@ -414,10 +426,12 @@ def load_binance(
     builder = _BookBuilder(
         files, market, levels, strict, repair, report, units, use_diffs_before_snapshot, on_gap
     )
-    for r in records:
+    builder.index_tickers(records, symbol)
+    for i, r in enumerate(records):
         if r.stream != "snapshot" and str(r.msg.get("s", symbol)).upper() != symbol:
             report.note("other_symbol_ignored", 1)
             continue
+        builder.pos = i
         builder.feed(r)
     builder.finish()
 
@@ -441,6 +455,25 @@ def load_binance(
         report=report,
         quotes=builder.quotes_frame(),
     )
+
+
+def _parse_ticker(
+    m: dict[str, Any], where: tuple[Path, int], units: _Units
+) -> tuple[int, float, int, float] | DataError:
+    """``(bid_px, bid_sz, ask_px, ask_sz)`` of a bookTicker message, or the ``DataError`` that
+    names its bad or missing field."""
+    for key in ("b", "B", "a", "A"):
+        if key not in m:
+            return DataError(where[0], where[1], key, "a bookTicker field (b, B, a, A)")
+    try:
+        return (
+            units.price(m["b"], where, "b"),
+            units.size(m["B"], where, "B"),
+            units.price(m["a"], where, "a"),
+            units.size(m["A"], where, "A"),
+        )
+    except DataError as exc:
+        return exc
 
 
 class _BookBuilder:
@@ -497,6 +530,37 @@ class _BookBuilder:
             k: [] for k in ("ts", "exch_ts", "update_id", "bid_px", "bid_sz", "ask_px", "ask_sz")
         }
         self.crossed_states = 0
+        self.trade_ids: dict[int, _Record] = {}  # trade id -> its first record
+        # position of the record being fed, and of the last snapshot / bookTicker record
+        self.pos, self.last_snapshot_pos, self.last_ticker_pos = 0, -1, -1
+        self.bridging = False  # past an update-id gap bridged by the bookTicker stream
+        self.bridged_ticker = -1  # the last ticker the book was reconciled with
+        # every valid bookTicker of the capture by update id (to judge crossed levels)
+        self.ticker_u = np.empty(0, np.int64)
+        self.ticker_bid = np.empty(0, np.int64)
+        self.ticker_ask = np.empty(0, np.int64)
+        self.ticker_bid_sz = np.empty(0, np.float64)
+        self.ticker_ask_sz = np.empty(0, np.float64)
+
+    def index_tickers(self, records: list[_Record], symbol: str) -> None:
+        """Note where the last snapshot and bookTicker are, and every ticker's best prices."""
+        rows = []
+        for i, r in enumerate(records):
+            if r.stream == "snapshot":
+                self.last_snapshot_pos = i
+            elif r.stream == "bookTicker" and str(r.msg.get("s", symbol)).upper() == symbol:
+                self.last_ticker_pos = i
+                row = r.parsed = _parse_ticker(r.msg, self.where(r), self.units)
+                uid = r.msg.get("u")
+                if not isinstance(row, DataError) and isinstance(uid, int) and uid >= 0:
+                    rows.append((uid, row[0], row[2], row[1], row[3]))
+        if rows:
+            rows.sort()
+            self.ticker_u = np.array([x[0] for x in rows], np.int64)
+            self.ticker_bid = np.array([x[1] for x in rows], np.int64)
+            self.ticker_ask = np.array([x[2] for x in rows], np.int64)
+            self.ticker_bid_sz = np.array([x[3] for x in rows], np.float64)
+            self.ticker_ask_sz = np.array([x[4] for x in rows], np.float64)
 
     # ----- input -----
     def where(self, r: _Record) -> tuple[Path, int]:
@@ -552,54 +616,49 @@ class _BookBuilder:
     def on_trade(self, r: _Record) -> None:
         m = r.msg
         w = self.where(r)
-        for key in ("p", "q", "m"):
-            if key not in m:
-                if self.strict:
-                    raise DataError(w[0], w[1], key, "a trade field")
-                self.report.drop("bad_trade", 1, [self.loc(r)])
-                return
         try:
+            for key in ("p", "q", "m"):
+                if key not in m:
+                    raise DataError(w[0], w[1], key, "a trade field")
             px = self.units.price(m["p"], w, "p")
             sz = self.units.size(m["q"], w, "q")
+            if not isinstance(m["m"], bool):  # "false" as a string would flip the side
+                raise DataError(
+                    w[0], w[1], "m", "a JSON boolean (true: the buyer is the maker)", m["m"]
+                )
+            tid = m.get("t", -1)
+            if isinstance(tid, bool) or not isinstance(tid, int):
+                raise DataError(w[0], w[1], "t", "an integer trade id", tid)
         except DataError:
             if self.strict:
                 raise
             self.report.drop("bad_trade", 1, [self.loc(r)])
             return
-        resting = (
-            1 if m["m"] else -1
-        )  # buyer is maker: the resting order is a bid, the aggressor sells
-        self._event(
-            r,
-            r.ts,
-            TRADE,
-            resting,
-            px,
-            sz,
-            -resting,
-            self._exch(m, ("T", "E")),
-            int(m.get("t", -1)),
-        )
+        if tid >= 0:
+            first = self.trade_ids.setdefault(tid, r)
+            if first is not r:
+                if self.strict:
+                    raise DataError(
+                        w[0], w[1], "t",
+                        f"a trade id not seen before (trade {tid} is at {self.loc(first)})", tid,
+                    )  # fmt: skip
+                self.report.drop("duplicate_trade", 1, [self.loc(r)])
+                return
+        resting = 1 if m["m"] else -1  # buyer is maker: the resting order is a bid
+        self._event(r, r.ts, TRADE, resting, px, sz, -resting, self._exch(m, ("T", "E")), tid)
 
     def on_ticker(self, r: _Record) -> None:
-        m = r.msg
-        w = self.where(r)
-        try:
-            row = (
-                self.units.price(m["b"], w, "b"),
-                self.units.size(m["B"], w, "B"),
-                self.units.price(m["a"], w, "a"),
-                self.units.size(m["A"], w, "A"),
-            )
-        except (DataError, KeyError):
+        row = r.parsed if r.parsed is not None else _parse_ticker(r.msg, self.where(r), self.units)
+        if isinstance(row, DataError):
             if self.strict:
-                raise
+                raise row
             self.report.drop("bad_bookTicker", 1, [self.loc(r)])
             return
         q = self.quotes
         q["ts"].append(r.ts)
-        q["exch_ts"].append(self._exch(m, ("T", "E")))
-        q["update_id"].append(int(m.get("u", -1)))
+        q["exch_ts"].append(self._exch(r.msg, ("T", "E")))
+        uid = int(r.msg.get("u", -1))
+        q["update_id"].append(uid)
         for k, v in zip(("bid_px", "bid_sz", "ask_px", "ask_sz"), row, strict=True):
             q[k].append(v)
 
@@ -616,7 +675,7 @@ class _BookBuilder:
                 (self.units.price(p, w, "asks"), self.units.size(q, w, "asks"))
                 for p, q in m["asks"]
             ]
-        except (DataError, KeyError, TypeError, ValueError) as exc:
+        except (DataError, KeyError, TypeError, ValueError, OverflowError) as exc:
             if self.strict:
                 if isinstance(exc, DataError):
                     raise
@@ -701,13 +760,20 @@ class _BookBuilder:
         elif not ok:
             if self.on_gap == "raise":
                 raise DataError(w[0], w[1], fld, expected, got)
-            self.report.drop("update_id_gap", 1, [self.loc(r)])
-            # drop the book and wait for the next snapshot; this diff waits with the others
-            self.synced = False
-            self.bids.clear()
-            self.asks.clear()
-            self.pending = [r]
-            return
+            if self.repair and self.last_snapshot_pos < self.pos < self.last_ticker_pos:
+                # no snapshot to resync from, but a bookTicker stream to check the book against:
+                # apply the diffs through the gap (their sizes are absolute, so every level they
+                # touch is right again) and rebuild the best levels from each bookTicker
+                self.report.repair("update_id_gap_bridged_by_bookTicker", 1, [self.loc(r)])
+                self.bridging = True
+            else:
+                self.report.drop("update_id_gap", 1, [self.loc(r)])
+                # drop the book and wait for the next snapshot; this diff waits with the others
+                self.synced = False
+                self.bids.clear()
+                self.asks.clear()
+                self.pending = [r]
+                return
         self.first_after_snapshot = False
         exch = self._exch(m, ("T", "E"))
         try:
@@ -718,7 +784,7 @@ class _BookBuilder:
                 (self.asks, -1, self.units.price(p, w, "a"), self.units.size(q, w, "a"))
                 for p, q in m["a"]
             ]
-        except (DataError, KeyError, TypeError, ValueError) as exc:
+        except (DataError, KeyError, TypeError, ValueError, OverflowError) as exc:
             if self.strict:
                 if isinstance(exc, DataError):
                     raise
@@ -734,8 +800,44 @@ class _BookBuilder:
             elif sz < old:
                 self._event(r, ts, CANCEL, sign, px, old - sz, 0, exch, u)
         self.last_u = u
+        if self.bridging:
+            self._rebuild_best_from_ticker(r, ts, exch)
         self._check_crossed(r, "b/a", ts, exch, u)
         self._book_row(r, ts, exch, u)
+
+    def _rebuild_best_from_ticker(self, r: _Record, ts: int, exch: int) -> None:
+        """After an update-id gap with no later snapshot: make the best levels agree with the
+        latest bookTicker whose update id ``tu`` the book has reached (``tu <= last u``).
+
+        Only what the ticker proves is changed: a level better than the ticker's best that no
+        diff set after ``tu`` was not there (removed: its removal was lost); the ticker's best
+        level, if no diff set or removed it after ``tu``, has the ticker's size (set or added:
+        a lost change). Each change is an event with ``pruned`` True, counted as a repair.
+        """
+        assert self.last_u is not None
+        j = int(np.searchsorted(self.ticker_u, self.last_u, side="right")) - 1
+        if j < 0 or j == self.bridged_ticker:
+            return
+        self.bridged_ticker = j
+        tu = int(self.ticker_u[j])
+        for side, sign, px, sz in (
+            (self.bids, 1, int(self.ticker_bid[j]), float(self.ticker_bid_sz[j])),
+            (self.asks, -1, int(self.ticker_ask[j]), float(self.ticker_ask_sz[j])),
+        ):
+            name = "bid" if sign == 1 else "ask"
+            while (best := side.best()) is not None and (best > px if sign == 1 else best < px):
+                if side.age[best] > tu:
+                    break  # set by a diff after the ticker: not contradicted
+                old = side.set(best, 0.0, tu)
+                self._event(r, ts, CANCEL, sign, best, old, 0, exch, tu, pruned=True)
+                self.report.repair(f"stale_{name}_removed_by_bookTicker", 1, [self.loc(r)])
+            old = side.size.get(px, 0.0)
+            touched_after = side.age.get(px, side.gone.get(px, -1)) >= tu
+            if old != sz and not touched_after:
+                side.set(px, sz, tu)
+                kind, delta = (ADD, sz - old) if sz > old else (CANCEL, old - sz)
+                self._event(r, ts, kind, sign, px, delta, 0, exch, tu, pruned=True)
+                self.report.repair(f"best_{name}_set_from_bookTicker", 1, [self.loc(r)])
 
     def _check_crossed(self, r: _Record, fld: str, ts: int, exch: int, uid: int) -> None:
         bb, ba = self.bids.best(), self.asks.best()
@@ -755,39 +857,71 @@ class _BookBuilder:
             self.report.note("crossed_state_left", 1, [self.loc(r)])
             return
         self.report.repair("crossed_state", 1, [self.loc(r)])
-        # the older of the two crossing best levels is stale; prune its side through the other's
-        # best. A tie (both set by the same diff): the side the last bookTicker contradicts, else
-        # the bid side.
-        ticker = self._last_ticker()
-        bid_age, ask_age = self.bids.age[bb], self.asks.age[ba]
-        if bid_age == ask_age:
-            bids_stale = ticker is None or bb > ticker[0]
-        else:
-            bids_stale = bid_age < ask_age
-        stale, other_best = (self.bids, ba) if bids_stale else (self.asks, bb)
-        side_name = "bid" if stale.is_bid else "ask"
-        sign = 1 if stale.is_bid else -1
-        for px in list(stale.crossing(other_best)):
-            old = stale.set(px, 0.0, -1)
-            # the removal the stream never sent, as a cancel, so that replaying events gives this
-            # book
-            self._event(r, ts, CANCEL, sign, px, old, 0, exch, uid, pruned=True)
-            self.report.repair(f"stale_{side_name}_level_pruned", 1, [self.loc(r)])
-            if ticker is not None:
-                tb, ta = ticker
-                confirmed = px > tb if stale.is_bid else px < ta
-                self.report.note(
-                    "prune_confirmed_by_bookTicker"
-                    if confirmed
-                    else "prune_not_confirmed_by_bookTicker",
-                    1,
-                )
+        # Of the two crossing best levels, prune the one the bookTicker shows is not there at an
+        # update id at or after the one that set it (the latest such ticker up to the book's
+        # state, else the first one after it), one level at a time. Without any ticker to judge
+        # either, the older level's side is pruned through the other side's best (a diff stream
+        # never rests a crossed book: the level the stream touched last is current).
+        while (bb := self.bids.best()) is not None and (ba := self.asks.best()) is not None:
+            if bb < ba:
+                return
+            bid_v = self._ticker_verdict(True, bb, self.bids.age[bb])
+            ask_v = self._ticker_verdict(False, ba, self.asks.age[ba])
+            if bid_v == "stale" or ask_v == "stale":
+                side = self.bids if bid_v == "stale" else self.asks
+                self._prune(r, side, [bb if side.is_bid else ba], ts, exch, uid, "confirmed")
+                continue
+            if bid_v is None and ask_v is None:
+                bid_age, ask_age = self.bids.age[bb], self.asks.age[ba]
+                bids_stale = bid_age <= ask_age
+                stale, other_best = (self.bids, ba) if bids_stale else (self.asks, bb)
+                self._prune(r, stale, list(stale.crossing(other_best)), ts, exch, uid, None)
+                continue
+            if bid_v is None or ask_v is None:  # one side is confirmed live: the other one
+                side = self.bids if bid_v is None else self.asks
+                self._prune(r, side, [bb if side.is_bid else ba], ts, exch, uid, "not_confirmed")
+                continue
+            # the ticker shows both levels: leave the crossed state to validate_book
+            self.report.note("crossed_state_unresolved", 1, [self.loc(r)])
+            return
 
-    def _last_ticker(self) -> tuple[int, int] | None:
-        q = self.quotes
-        if not q["ts"]:
+    def _prune(
+        self,
+        r: _Record,
+        side: _Side,
+        prices: list[int],
+        ts: int,
+        exch: int,
+        uid: int,
+        how: str | None,
+    ) -> None:
+        name = "bid" if side.is_bid else "ask"
+        sign = 1 if side.is_bid else -1
+        for px in prices:
+            old = side.set(px, 0.0, -1)
+            # the removal the stream never sent, as a cancel, so that replaying events gives
+            # this book
+            self._event(r, ts, CANCEL, sign, px, old, 0, exch, uid, pruned=True)
+            self.report.repair(f"stale_{name}_level_pruned", 1, [self.loc(r)])
+            if how is not None:
+                self.report.note(f"prune_{how}_by_bookTicker", 1)
+
+    def _ticker_verdict(self, is_bid: bool, px: int, age: int) -> str | None:
+        """``"stale"`` if a bookTicker at an update id >= ``age`` (the id that set the level)
+        shows a better price than ``px`` on its side is not there, ``"live"`` if it does not
+        contradict it, ``None`` without such a ticker."""
+        tu = self.ticker_u
+        if not tu.size or age < 0:
             return None
-        return q["bid_px"][-1], q["ask_px"][-1]
+        assert self.last_u is not None
+        j = int(np.searchsorted(tu, self.last_u, side="right")) - 1
+        if j < 0 or tu[j] < age:  # no ticker between the level's update and now: look ahead
+            j = int(np.searchsorted(tu, age, side="left"))
+            if j >= tu.size:
+                return None
+        if is_bid:
+            return "stale" if px > self.ticker_bid[j] else "live"
+        return "stale" if px < self.ticker_ask[j] else "live"
 
     def _book_row(self, r: _Record, ts: int, exch: int, uid: int) -> None:
         bp, bs = self.bids.top(self.levels)

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import zlib
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -185,6 +186,62 @@ def source_file(path: str | Path) -> SourceFile:
     return SourceFile(str(path), sha256_file(path))
 
 
+GZIP_MAGIC = b"\x1f\x8b"
+
+
+def read_complete_lines(
+    path: str | Path, *, strict: bool, report: ValidationReport, chunk: int = 1 << 20
+) -> bytes:
+    """The text of a data file (gunzipped when it starts with the gzip magic), as bytes.
+
+    A gzip file cut short (no end-of-stream marker, or a corrupt block) is a defect: under
+    ``strict`` a ``DataError`` naming the file and its last complete line (1-based, of the
+    decompressed text); otherwise everything up to that line is kept, the partial line after it is
+    dropped, and the truncation is counted once as ``truncated_gzip``.
+    """
+    path = Path(path)
+    with open(path, "rb") as fh:
+        if fh.read(2) != GZIP_MAGIC:
+            fh.seek(0)
+            return fh.read()
+        fh.seek(0)
+        parts: list[bytes] = []
+        d = zlib.decompressobj(wbits=31)
+        fresh = True  # d has been given no input yet
+        complete = True
+        while block := fh.read(chunk):
+            try:
+                while True:  # a file may hold several gzip members one after the other
+                    parts.append(d.decompress(block))
+                    fresh = False
+                    if not (d.eof and d.unused_data):
+                        break
+                    block, d, fresh = d.unused_data, zlib.decompressobj(wbits=31), True
+            except zlib.error:
+                complete = False
+                break
+            if d.eof:  # the next block (if any) starts a new member
+                d, fresh = zlib.decompressobj(wbits=31), True
+        else:
+            complete = fresh
+    data = b"".join(parts)
+    if complete:
+        return data
+    cut = data.rfind(b"\n") + 1
+    n_lines = data.count(b"\n", 0, cut)
+    if strict:
+        raise DataError(
+            path,
+            n_lines or None,
+            "gzip stream",
+            "a complete gzip file (it is cut off after this line, the last complete one)"
+            if n_lines
+            else "a complete gzip file (it is cut off before its first complete line)",
+        )
+    report.drop("truncated_gzip", 1, [f"{path.name}:{n_lines + 1} (cut off)"])
+    return data[:cut]
+
+
 @dataclass
 class ValidationReport:
     """Counts of rows dropped and values repaired by reason, with a few example locations each.
@@ -331,10 +388,12 @@ def _fail_or_drop(
         if first is not None:
             row, j = first
             reason, column, expected, _, values = checks[j]
+            value = values[row]
+            got = value.item() if isinstance(value, np.generic) else value
             if source is not None:
                 path, line = source.where(row)
-                raise DataError(path, line, source.field_name(column), expected, values[row].item())
-            raise DataError(what, row + 1, column, expected, values[row].item())
+                raise DataError(path, line, source.field_name(column), expected, got)
+            raise DataError(what, row + 1, column, expected, got)
         return keep
     for reason, _, _, bad, _ in checks:
         newly = bad & keep

@@ -341,7 +341,7 @@ def main(argv: list[str] | None = None) -> int:
         starts = window_starts(cfg, tape)
         tracker = job_tracker(cfg, args.config, "backtest", file_hashes(market.data_paths()))
     except (ConfigError, TrackingError, ValueError) as exc:
-        console.print(f"[red]error:[/red] {exc}", highlight=False)
+        console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
         return 2
     seed_everything(cfg.seed)
     seed = stream_seed(cfg.seed, "evaluation")
