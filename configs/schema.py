@@ -359,8 +359,17 @@ class TrainingConfig(StrictModel):
     checkpoint_every: int = Field(
         25_000, ge=1, description="Transitions between checkpoints (also logged to MLflow)."
     )
+    checkpoint_minutes: float = Field(
+        2.0,
+        gt=0,
+        description="Also checkpoint after this much wall-clock time since the last checkpoint, "
+        "so a kill loses at most this much work.",
+    )
     max_minutes: float | None = Field(
-        None, gt=0, description="Stop (with a checkpoint) after this wall-clock time."
+        None,
+        gt=0,
+        description="Stop (with a checkpoint) after this wall-clock time, counted over the "
+        "run and all its resumes.",
     )
     explore_inventory: int = Field(
         0,

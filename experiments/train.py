@@ -8,20 +8,24 @@ replay, (resume), the loop, the export. Counts are environment transitions (``nu
 per batched step). Checkpoints hold everything the future depends on: networks,
 optimizers, temperature, normalization, replay buffer, the market's state and every
 generator's state, so a resumed run continues as the uninterrupted one would have.
+
+Nothing is lost to an interruption: a checkpoint is written every ``checkpoint_every``
+transitions and every ``checkpoint_minutes``, and each is also logged to the run's artifacts
+(``checkpoints/latest``), so ``--resume RUN_ID`` works from the tracking store alone. Ctrl-C
+(SIGINT) and SIGTERM stop the loop at the end of its step, write a checkpoint and mark the run
+KILLED; the command that resumes the run is printed when training starts and when it stops.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
-import pickle
+import shlex
 import shutil
+import signal
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import tensorflow as tf
@@ -40,6 +44,13 @@ from evaluation.summary import (
     optimality,
     optimum_mean,
 )
+from experiments.checkpoints import (
+    PUBLISHED,
+    Checkpoints,
+    Interrupted,
+    LoopState,
+    StopSignals,
+)
 from experiments.config import (
     ConfigError,
     add_config_arguments,
@@ -52,29 +63,25 @@ from experiments.progress import progress as progress_bar
 from experiments.sac_model import export_policy
 from experiments.seeding import seed_everything, stream_seed
 from features import FeaturePipeline
-from tracking import PROJECT_ROOT, Tracker, TrackingError, download_artifacts
+from tracking import (
+    PROJECT_ROOT,
+    Tracker,
+    TrackingError,
+    download_artifacts,
+    flatten_params,
+    load_run,
+    metric_history,
+)
 
 DEFAULT_CHECKPOINT_ROOT = PROJECT_ROOT / "outputs" / "checkpoints"
+RESUMABLE_CHANGES = ("training.total_steps", "training.max_minutes", "training.checkpoint_",
+                     "training.eval_paths", "evaluation.", "tracking.")  # fmt: skip
+"""Config keys (prefixes) a resume may change; any other difference from the run is refused."""
 EXIT_CONFIG, EXIT_NUMERICS = 2, 3
 
 
 class NumericsError(RuntimeError):
     """A SAC loss became NaN or inf."""
-
-
-@dataclass
-class LoopState:
-    """The training loop's own counters and random state (checkpointed with the rest)."""
-
-    env_steps: int = 0
-    updates: int = 0
-    episodes: int = 0
-    episode_return: np.ndarray = field(default_factory=lambda: np.zeros(0))
-    warmup_rng: dict[str, Any] = field(default_factory=dict)
-    next_eval: int = 0
-    next_checkpoint: int = 0
-    best_eval: float = float("-inf")
-    best_at: int = 0
 
 
 def training_market(cfg: ExperimentConfig) -> MarketConfig:
@@ -140,48 +147,6 @@ def checkpoint_root(cfg: ExperimentConfig) -> Path:
     return Path(configured) if configured else DEFAULT_CHECKPOINT_ROOT
 
 
-class Checkpoints:
-    """TF checkpoint (learner + features) and a pickle (replay, market, loop) per step count.
-
-    Both carry the transition count in their name; a pickle is written after its TF
-    checkpoint and renamed into place, so the newest pair with both halves is complete.
-    """
-
-    def __init__(
-        self, directory: Path, learner: SACLearner, pipeline: FeaturePipeline, best: tf.Module
-    ) -> None:
-        self.directory = directory
-        self.checkpoint = tf.train.Checkpoint(learner=learner, pipeline=pipeline, best_actor=best)
-        self.manager = tf.train.CheckpointManager(self.checkpoint, str(directory / "tf"), 3)
-
-    def save(self, env_steps: int, state: dict[str, Any]) -> None:
-        self.manager.save(checkpoint_number=env_steps)
-        tmp = self.directory / f".state-{env_steps}.pkl.tmp"
-        with open(tmp, "wb") as f:
-            pickle.dump(state, f, protocol=pickle.HIGHEST_PROTOCOL)
-        os.replace(tmp, self.directory / f"state-{env_steps}.pkl")
-        for old in self.directory.glob("state-*.pkl"):
-            if int(old.stem.split("-")[1]) not in self._numbers():
-                old.unlink()
-
-    def _numbers(self) -> list[int]:
-        return [int(p.rsplit("-", 1)[1]) for p in self.manager.checkpoints]
-
-    def latest(self) -> int | None:
-        """The newest step count with both halves on disk, or None."""
-        for number in sorted(self._numbers(), reverse=True):
-            if (self.directory / f"state-{number}.pkl").exists():
-                return number
-        return None
-
-    def restore(self, number: int) -> dict[str, Any]:
-        path = next(p for p in self.manager.checkpoints if p.endswith(f"-{number}"))
-        self.checkpoint.restore(path).assert_existing_objects_matched()
-        with open(self.directory / f"state-{number}.pkl", "rb") as f:
-            state: dict[str, Any] = pickle.load(f)
-        return state
-
-
 def validate(cfg: ExperimentConfig, policy: Policy, paths: int) -> EpisodeBatch:
     """Episodes of ``policy`` on the validation seeds.
 
@@ -197,8 +162,31 @@ def copy_weights(source: tf.Module, target: tf.Module) -> None:
         dst.assign(src)
 
 
-def train(cfg: ExperimentConfig, run: Tracker, resume: bool, console: Console) -> int:
+def train(
+    cfg: ExperimentConfig,
+    run: Tracker,
+    resume: bool,
+    console: Console,
+    stop: StopSignals | None = None,
+    resume_command: str = "",
+    logged_upto: int = -1,
+) -> int:
+    """The training loop of one run (``resume``: continue it from its newest checkpoint).
+
+    :param stop: the signals that end the loop early (with a checkpoint, then
+        :class:`Interrupted`); None: none do.
+    :param resume_command: the command line that resumes this run, printed when it stops early.
+    :param logged_upto: the largest step at which a resumed run already logged metrics: the
+        steps up to it are replayed from the checkpoint with the same numbers and not logged
+        twice.
+    """
     t = cfg.training
+    stop = stop or StopSignals()
+
+    def log_metrics(metrics: dict[str, float], step: int) -> None:
+        if step > logged_upto:
+            run.log_metrics(metrics, step=step)
+
     n = t.num_envs
     env = make_vector_env(training_market(cfg), n, "same_step")
     pipeline = make_pipeline(cfg)
@@ -220,7 +208,7 @@ def train(cfg: ExperimentConfig, run: Tracker, resume: bool, console: Console) -
         else None
     )
     if h_opt is not None:
-        run.log_metrics({"train/optimal_value": h_opt})
+        log_metrics({"train/optimal_value": h_opt}, step=0)
 
     loop = LoopState(episode_return=np.zeros(n), next_eval=t.eval_every,
                      next_checkpoint=t.checkpoint_every)  # fmt: skip
@@ -228,6 +216,10 @@ def train(cfg: ExperimentConfig, run: Tracker, resume: bool, console: Console) -
     obs: dict[str, np.ndarray]
     obs, _ = env.reset(seed=stream_seed(cfg.seed, "training_env"))
     if resume:
+        published = ckpt_dir / ".published"  # fetched from the store by resume_preflight
+        if checkpoints.latest() is None and published.is_dir():
+            checkpoints.adopt_published(published)
+        shutil.rmtree(published, ignore_errors=True)
         number = checkpoints.latest()
         if number is None:
             raise FileNotFoundError(f"no complete checkpoint in {ckpt_dir}")
@@ -239,10 +231,16 @@ def train(cfg: ExperimentConfig, run: Tracker, resume: bool, console: Console) -
         obs = env.observe()
         console.print(f"resumed run {run.run_id} from its checkpoint at {number:,} transitions")
 
+    last_checkpoint = time.perf_counter()  # of this process
+
     def save_checkpoint() -> None:
+        nonlocal last_checkpoint
         loop.warmup_rng = dict(warmup_rng.bit_generator.state)
+        loop.elapsed_s = elapsed_before + time.perf_counter() - start
         checkpoints.save(loop.env_steps, {"replay": replay.state_dict(),
                                           "env": env.state_dict(), "loop": loop})  # fmt: skip
+        checkpoints.publish(loop.env_steps, run)
+        last_checkpoint = time.perf_counter()
 
     # One compiled featurizer: eager TF ops cost ~1 ms per call at this size.
     raw_features = tf.function(pipeline.raw, input_signature=[pipeline.input_spec])
@@ -253,7 +251,8 @@ def train(cfg: ExperimentConfig, run: Tracker, resume: bool, console: Console) -
     features = featurize(obs)
     bar = progress_bar(total=t.total_steps, initial=loop.env_steps, unit="steps", desc="SAC")
     start, start_steps, start_updates = time.perf_counter(), loop.env_steps, loop.updates
-    deadline = start + 60 * t.max_minutes if t.max_minutes else None
+    elapsed_before = loop.elapsed_s  # of the run before this resume
+    deadline = start + 60 * t.max_minutes - elapsed_before if t.max_minutes else None
     stats: dict[str, float] = {}
     while loop.env_steps < t.total_steps:
         # ---- act and step the markets
@@ -281,7 +280,7 @@ def train(cfg: ExperimentConfig, run: Tracker, resume: bool, console: Console) -
         ended = terminated | truncated
         if ended.any():
             loop.episodes += int(ended.sum())
-            run.log_metrics(
+            log_metrics(
                 {"train/episode_reward": float(loop.episode_return[ended].mean())},
                 step=loop.env_steps,
             )
@@ -327,7 +326,7 @@ def train(cfg: ExperimentConfig, run: Tracker, resume: bool, console: Console) -
             # the simulated validation episodes, as in a market without an exact model
             exact = exact_ratios(cfg.market, {"sac": SACPolicy(learner, pipeline)},
                                  env.action_map)  # fmt: skip
-            run.log_metrics(stats | {
+            log_metrics(stats | {
                 "train/eval_reward_mean": mean, "train/eval_reward_stderr": se,
                 **{f"train/{k}": v for k, v in ratio.items()},
                 **({"train/exact_ratio": exact["sac"]} if exact else {}),
@@ -341,14 +340,22 @@ def train(cfg: ExperimentConfig, run: Tracker, resume: bool, console: Console) -
         if loop.env_steps >= loop.next_checkpoint:
             loop.next_checkpoint += t.checkpoint_every
             save_checkpoint()
+        elif time.perf_counter() - last_checkpoint > 60 * t.checkpoint_minutes:
+            save_checkpoint()
         bar.update(n)
+        if stop.received is not None:
+            break
         if deadline is not None and time.perf_counter() > deadline:
             console.print(f"max_minutes reached at {loop.env_steps:,} transitions")
             break
     bar.close()
 
     save_checkpoint()
-    run.log_artifacts(ckpt_dir, "checkpoints")
+    if stop.received is not None:
+        name = signal.Signals(stop.received).name
+        console.print(f"{name}: stopped at {loop.env_steps:,} transitions with a checkpoint; "
+                      f"resume with:\n  {resume_command}", highlight=False)  # fmt: skip
+        raise Interrupted(stop.received)
     with tempfile.TemporaryDirectory() as tmp:
         exported = best_actor if t.keep_best else learner.policy_actor
         export_policy(exported, pipeline, Path(tmp) / "sac_policy")
@@ -364,14 +371,69 @@ def train(cfg: ExperimentConfig, run: Tracker, resume: bool, console: Console) -
     return 0
 
 
+def resume_command(config: str, overrides: list[str], run_id: str) -> str:
+    """The command line that resumes ``run_id`` with the same config and overrides."""
+    sets = " ".join(f"--set {shlex.quote(o)}" for o in overrides)
+    return " ".join(filter(None, ["python -m experiments.train --config", shlex.quote(str(config)),
+                                  sets, f"--resume {run_id}"]))  # fmt: skip
+
+
+def resume_preflight(cfg: ExperimentConfig, run_id: str) -> int:
+    """Check, before the run is touched, that ``run_id`` can be resumed with ``cfg``; fetch its
+    checkpoint from the store when this machine has none.
+
+    :returns: the largest step at which the run logged a training metric (see :func:`train`).
+    :raises ConfigError: no such run, not a training run, a config that differs from the run's
+        in a key a resume may not change (named), or no checkpoint anywhere.
+    """
+    uri = cfg.tracking.uri
+    try:
+        record = load_run(run_id, uri)
+    except TrackingError as exc:
+        raise ConfigError(f"--resume {run_id}: cannot read that run: {exc}") from None
+    if record.tags.get("mmrl.job") != "train":
+        raise ConfigError(f"--resume {run_id}: not a training run (job "
+                          f"{record.tags.get('mmrl.job', 'unknown')!r})")  # fmt: skip
+    current = flatten_params(cfg.model_dump(mode="json"))
+    changed = sorted(
+        key for key in set(current) | set(record.params)
+        if current.get(key) != record.params.get(key)
+        and not key.startswith(RESUMABLE_CHANGES)
+    )  # fmt: skip
+    if changed:
+        shown = "; ".join(f"{k}: run {record.params.get(k, '-')!r}, config {current.get(k, '-')!r}"
+                          for k in changed[:8])  # fmt: skip
+        raise ConfigError(f"--resume {run_id}: the config differs from the run's in "
+                          f"{len(changed)} key(s): {shown}")  # fmt: skip
+    ckpt_dir = checkpoint_root(cfg) / run_id
+    if not any(ckpt_dir.glob("state-*.pkl")):  # another machine: the checkpoint in the store
+        staging = ckpt_dir / ".published"
+        shutil.rmtree(staging, ignore_errors=True)
+        try:
+            download_artifacts(run_id, PUBLISHED, staging.parent / ".download", uri)
+        except TrackingError:
+            raise ConfigError(f"--resume {run_id}: no checkpoint in {ckpt_dir} nor in the run's "
+                              f"artifacts ({PUBLISHED})") from None  # fmt: skip
+        shutil.move(staging.parent / ".download" / "latest", staging)
+        shutil.rmtree(staging.parent / ".download", ignore_errors=True)
+    steps = [step for key in record.metrics if key.startswith("train/")
+             for step, _ in metric_history(run_id, key, uri)]  # fmt: skip
+    return max(steps, default=-1)
+
+
 def run_training(
     config: str, overrides: list[str], resume: str | None = None
 ) -> tuple[int, str | None]:
-    """Train from a config file (``resume``: continue that run). Returns (exit code, run id)."""
+    """Train from a config file (``resume``: continue that run). Returns (exit code, run id).
+
+    Exit codes: 0 done, 2 a config or store error (before any work), 3 a NaN loss, 128 + the
+    signal's number when SIGINT (130) or SIGTERM (143) stopped it with a checkpoint.
+    """
     console = Console(stderr=True, soft_wrap=True)
     try:
         cfg = load_config(config, overrides)
         training_market(cfg)  # refuses what the market cannot do, before any run starts
+        logged_upto = resume_preflight(cfg, resume) if resume else -1
         tracker = job_tracker(cfg, config, "train", run_id=resume)
     except (ConfigError, TrackingError, ValueError) as exc:
         console.print(f"[red]error:[/red] {exc}", highlight=False)
@@ -382,24 +444,25 @@ def run_training(
     # percent on this CPU), so a seed and config give the same policy from run to run.
     tf.config.experimental.enable_op_determinism()
 
-    with tracker as run:
-        if resume:
-            ckpt_dir = checkpoint_root(cfg) / run.run_id
-            if not ckpt_dir.exists():  # another machine: fetch the logged checkpoint
-                staging = checkpoint_root(cfg) / f".download-{run.run_id}"
-                local = download_artifacts(run.run_id, "checkpoints", staging, cfg.tracking.uri)
-                shutil.move(local, ckpt_dir)
-                shutil.rmtree(staging, ignore_errors=True)
-        else:
-            run.log_params(cfg.model_dump(mode="json"))
-            run.log_text(to_yaml(cfg), "config/resolved.yaml")
-        try:
-            return train(cfg, run, resume=bool(resume), console=console), run.run_id
-        except NumericsError as exc:
-            console.print(f"[red]error:[/red] {exc}; the last good checkpoint is kept in "
-                          f"{checkpoint_root(cfg) / run.run_id}", highlight=False)  # fmt: skip
-            run.set_tag("mmrl.error", str(exc))
-            return EXIT_NUMERICS, run.run_id
+    run_id = None
+    try:
+        with StopSignals() as stop, tracker as run:
+            run_id = run.run_id
+            command = resume_command(config, overrides, run.run_id)
+            console.print(f"run {run.run_id}; if it is interrupted, resume with:\n  {command}",
+                          highlight=False)  # fmt: skip
+            if not resume:
+                run.log_params(cfg.model_dump(mode="json"))
+                run.log_text(to_yaml(cfg), "config/resolved.yaml")
+            try:
+                return train(cfg, run, bool(resume), console, stop, command, logged_upto), run_id
+            except NumericsError as exc:
+                console.print(f"[red]error:[/red] {exc}; the last good checkpoint is kept in "
+                              f"{checkpoint_root(cfg) / run.run_id}", highlight=False)  # fmt: skip
+                run.set_tag("mmrl.error", str(exc))
+                return EXIT_NUMERICS, run.run_id
+    except Interrupted as exc:  # the run is marked KILLED, its checkpoint logged
+        return 128 + exc.signum, run_id
 
 
 def main(argv: list[str] | None = None) -> int:

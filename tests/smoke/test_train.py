@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import os
+import pickle
+import shutil
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -22,6 +26,7 @@ TINY = [
     "training.checkpoint_every=800",
     "training.eval_every=1600",
     "training.eval_paths=20",
+    "training.replay_capacity=4000",  # above the budget: no overwrite, small checkpoints
     "agent.hidden_sizes=[16,16]",
     "agent.batch_size=64",
     "agent.jit_compile=false",
@@ -86,40 +91,74 @@ def test_training_logs_metrics_checkpoints_and_the_saved_model(trained):
     assert actions.shape == (11, 2) and np.all(np.abs(actions) <= 1.0)
 
 
-def test_a_killed_run_resumes_from_its_last_checkpoint_and_matches_the_uninterrupted_one(
-    trained, tmp_path
-):
+def _kill_after_checkpoint(tmp_path: Path, sig: signal.Signals, at_least: int) -> str:
+    """Start a training run, send ``sig`` once it has a checkpoint at ``at_least`` transitions
+    or more, and return its run id."""
     proc = subprocess.Popen(command(tmp_path), cwd=ROOT, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)  # fmt: skip
     ckpt_root = tmp_path / "ckpt"
     deadline = time.monotonic() + 240
     try:
         while time.monotonic() < deadline:
             states = list(ckpt_root.glob("*/state-*.pkl"))
-            if any(int(p.stem.split("-")[1]) >= 1600 for p in states):  # 2nd checkpoint
+            if any(int(p.stem.split("-")[1]) >= at_least for p in states):
                 break
             assert proc.poll() is None, "training ended before it could be killed"
             time.sleep(0.05)
         else:
             pytest.fail("no checkpoint within 240 s")
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=30)
+        os.killpg(proc.pid, sig)
+        _, stderr = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
-    assert proc.returncode == -signal.SIGKILL
     (run_dir,) = list(ckpt_root.iterdir())
-    run_id = run_dir.name
+    if sig == signal.SIGKILL:
+        assert proc.returncode == -signal.SIGKILL
+    else:  # stopped at the end of its step, with a checkpoint, and said how to resume
+        assert proc.returncode == 128 + sig, stderr[-2000:]
+        assert f"{sig.name}: stopped at" in stderr and f"--resume {run_dir.name}" in stderr
+    return run_dir.name
+
+
+def _state(path: Path) -> Any:
+    with open(path, "rb") as f:
+        return pickle.load(f)["loop"]
+
+
+@pytest.mark.parametrize(
+    ("sig", "elsewhere"),
+    [(signal.SIGKILL, False), (signal.SIGINT, False), (signal.SIGTERM, True)],
+    ids=["sigkill", "sigint", "sigterm-resumed-on-another-machine"],
+)
+def test_an_interrupted_run_resumes_to_the_uninterrupted_policy_with_no_metric_twice(
+    trained, tmp_path, sig, elsewhere
+):
+    at_least = int(np.random.default_rng(sig.value).choice([800, 1600]))  # a random point
+    run_id = _kill_after_checkpoint(tmp_path, sig, at_least)
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path}/mlflow.db")
+    run_dir = tmp_path / "ckpt" / run_id
     killed_at = max(int(p.stem.split("-")[1]) for p in run_dir.glob("state-*.pkl"))
-    assert 1600 <= killed_at < 3200
+    assert at_least <= killed_at < 3200
+    elapsed_killed = _state(run_dir / f"state-{killed_at}.pkl").elapsed_s
+    if sig != signal.SIGKILL:  # KILLED, and its last checkpoint is in the store
+        assert client.get_run(run_id).info.status == "KILLED"
+        meta = client.download_artifacts(run_id, "checkpoints/latest/checkpoint.json",
+                                         str(tmp_path / "meta"))  # fmt: skip
+        assert json.loads(Path(meta).read_text())["transitions"] == killed_at
+    if elsewhere:  # a machine without the local checkpoints: the store alone resumes it
+        shutil.rmtree(run_dir)
 
     resumed = run(command(tmp_path, "--resume", run_id))
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert f"from its checkpoint at {killed_at:,} transitions" in resumed.stderr
-    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path}/mlflow.db")
+    assert "from its checkpoint at" in resumed.stderr
     assert client.get_run(run_id).info.status == "FINISHED"
-    history = client.get_metric_history(run_id, "train/eval_reward_mean")
-    assert max(m.step for m in history) == 3200
+    for key in ("train/eval_reward_mean", "train/episode_reward", "train/optimal_value"):
+        steps = [m.step for m in client.get_metric_history(run_id, key)]
+        assert len(steps) == len(set(steps)), f"{key} logged twice at a step: {sorted(steps)}"
+    assert max(m.step for m in client.get_metric_history(run_id, "train/eval_reward_mean")) == 3200
+    final = max(run_dir.glob("state-*.pkl"), key=lambda p: int(p.stem.split("-")[1]))
+    assert _state(final).elapsed_s > elapsed_killed  # max_minutes counts every session
 
     # Everything the future depends on was in the checkpoint: same policy as without the kill.
     _, reference_id = only_run(trained)
@@ -127,6 +166,57 @@ def test_a_killed_run_resumes_from_its_last_checkpoint_and_matches_the_uninterru
         reference_id, "model/sac_policy", str(tmp_path / "ref")))  # fmt: skip
     new = Path(client.download_artifacts(run_id, "model/sac_policy", str(tmp_path / "new")))
     np.testing.assert_array_equal(probe_actions(new), probe_actions(ref))
+
+
+def test_checkpoints_come_on_a_time_interval_too(tmp_path):
+    sets = [*TINY, "training.checkpoint_every=1000000", "training.checkpoint_minutes=0.01",
+            "training.total_steps=1600"]  # fmt: skip
+    result = run(command(tmp_path, sets=sets))
+    assert result.returncode == 0, result.stderr[-3000:]
+    (run_dir,) = list((tmp_path / "ckpt").iterdir())
+    tf_checkpoints = list((run_dir / "tf").glob("ckpt-*.index"))
+    assert len(tf_checkpoints) >= 2  # every 0.6 s, not only the final one
+    assert f"--resume {run_dir.name}" in result.stderr.split("SAC")[0]  # said at the start
+
+
+def test_a_failed_resume_names_the_problem_and_leaves_the_run_untouched(trained, tmp_path):
+    from experiments.train import run_training
+
+    client, run_id = only_run(trained)
+    uri = f"sqlite:///{trained}/mlflow.db"
+    before = client.get_run(run_id)
+    sets = [*TINY, f"tracking.uri={uri}", f"training.checkpoint_dir={trained}/ckpt"]
+    code, _ = run_training("configs/cj_sac.yaml", [*sets, "agent.hidden_sizes=[32,32]"], run_id)
+    assert code == 2
+    code, _ = run_training("configs/cj_sac.yaml", sets, "0123456789abcdef0123456789abcdef")
+    assert code == 2
+    after = client.get_run(run_id)
+    assert (after.info.status, after.info.end_time) == (before.info.status, before.info.end_time)
+    assert after.data.tags == before.data.tags
+
+
+def test_resume_names_each_config_difference_and_allows_a_longer_budget(monkeypatch):
+    import experiments.train as train_module
+    from experiments.config import ConfigError, load_config
+    from tracking import RunRecord, flatten_params
+
+    logged = flatten_params(load_config("configs/cj_sac.yaml").model_dump(mode="json"))
+    record = RunRecord(run_id="abc", experiment_id="1", run_name="train-cj_sac", status="KILLED",
+                       artifact_uri="", params=logged, metrics={},
+                       tags={"mmrl.job": "train"})  # fmt: skip
+    monkeypatch.setattr(train_module, "load_run", lambda run_id, uri: record)
+    changed = load_config("configs/cj_sac.yaml", ["agent.hidden_sizes=[32,32]", "seed=3"])
+    named = (r"3 key\(s\): agent\.hidden_sizes\.0: run '64', config '32'; "
+             r"agent\.hidden_sizes\.1: .*; seed: run '0', config '3'$")
+    with pytest.raises(ConfigError, match=named):
+        train_module.resume_preflight(changed, "abc")
+    longer = load_config("configs/cj_sac.yaml", ["training.total_steps=900000",
+                                                 "training.max_minutes=30"])  # fmt: skip
+    monkeypatch.setattr(train_module, "checkpoint_root", lambda cfg: Path("/nonexistent"))
+    monkeypatch.setattr(train_module, "download_artifacts", lambda *a: (_ for _ in ()).throw(
+        train_module.TrackingError("no artifact")))  # fmt: skip
+    with pytest.raises(ConfigError, match="no checkpoint in"):  # past the config check
+        train_module.resume_preflight(longer, "abc")
 
 
 def test_a_nan_loss_stops_training_with_a_clear_message_and_keeps_the_checkpoint(tmp_path):
