@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-requirements
 
-.PHONY: demo test test-all lint bench reproduce ui clean-runs
+.PHONY: demo test test-all lint bench reproduce ui clean-runs .chromium
 
 # Create the virtual environment when missing and install the pinned requirements
 # (again whenever requirements.txt changes).
@@ -20,10 +20,23 @@ demo: $(STAMP)
 	$(PY) -m experiments.demo
 
 ## test: the test suite (slow tests excluded; `make test-all` includes them)
-test: $(STAMP)
+test: $(STAMP) .chromium
 	$(PY) -m pytest
 
-test-all: $(STAMP)
+# Headless Chromium for the browser tests (tests/tracking/test_mlflow_ui.py): Debian's package,
+# installed when missing on a machine that allows it (root with apt-get); elsewhere a note, and
+# those tests skip.
+.chromium:
+	@if command -v chromium >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "Installing Chromium for the browser tests (apt-get install chromium)..."; \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium \
+			>/dev/null) || echo "Note: apt-get could not install chromium."; \
+	else \
+		echo "Note: no chromium, and installing it needs root and apt-get: the browser tests skip."; \
+	fi
+
+test-all: $(STAMP) .chromium
 	$(PY) -m pytest -m ""
 
 lint: $(STAMP)

@@ -120,8 +120,80 @@ def tear_sheet(
         )
     plt.close("all")
     text = out.read_text(encoding="utf-8")
-    out.write_text(re.sub(r"<link[^>]*favicon[^>]*>\s*", "", text), encoding="utf-8")
+    text = re.sub(r"<link[^>]*favicon[^>]*>\s*", "", text)
+    if not (series < 0).any():
+        text = _explain_no_loss(text, series.size)
+    out.write_text(text, encoding="utf-8")
     return out
+
+
+NO_LOSS_NOTE_ID = "mmrl-no-loss-note"
+"""``id`` of the note a tear sheet of a never-losing series carries (:func:`tear_sheet`)."""
+_BLANK = {"", "-", "%", "-%", "nan", "nan%"}
+_NO_LOSS_VALUES = {  # what a metric QuantStats leaves blank is when no return is negative
+    "Max Drawdown": "0%",
+    "Longest DD Days": "0",
+    "Max DD Date": "none",
+    "Max DD Period Start": "none",
+    "Max DD Period End": "none",
+    "Avg. Drawdown": "0%",
+    "Avg. Drawdown Days": "0",
+    "Avg. Loss": "none",
+    "Avg. Down Month": "none",
+}
+_ZERO_OVER_ZERO_LOSS = ("Profit Factor", "Common Sense Ratio")
+"""Ratios over the sum of losses that QuantStats shows as 0.0 when there is no loss."""
+
+
+def _explain_no_loss(text: str, n: int) -> str:
+    """The tear sheet ``text`` of a series without a negative return, its blank cells filled.
+
+    QuantStats leaves the drawdown rows and the ratios over losses or downside deviation blank
+    ("-", "%" or empty) when nothing is lost, and shows Profit Factor as 0.0: each such cell
+    gets its value (a 0 drawdown) or "undefined", marked with an asterisk, and a note above
+    the metrics table and in the empty drawdown table says why.
+    """
+    filled: list[str] = []
+
+    def fill(match: re.Match[str]) -> str:
+        name, value = match.group(1), match.group(2).strip()
+        if value.lower() in _BLANK:
+            new = _NO_LOSS_VALUES.get(html.unescape(name), "undefined")
+        elif html.unescape(name) in _ZERO_OVER_ZERO_LOSS and value in ("0", "0.0"):
+            new = "undefined"
+        else:
+            return match.group(0)
+        filled.append(html.unescape(name))
+        return f"<tr><td>{name}</td><td>{new}*</td></tr>"
+
+    text = re.sub(r"<tr><td>([^<]+)</td><td>([^<]*)</td></tr>", fill, text)
+    note = (
+        f"* No losing episode: none of the {n} returns is below 0, so the drawdown is 0 (no "
+        "drawdown period) and Sortino and the other ratios marked * are undefined: Sortino "
+        "has no downside deviation to divide by, the others no loss. QuantStats leaves these "
+        "cells blank (or shows 0.0)."
+    )
+    block = (
+        f'<p id="{NO_LOSS_NOTE_ID}" style="background:#fff3cd;border:1px solid #e0c060;'
+        f'padding:6px 8px">{html.escape(note)}</p>'
+    )
+    text, found = re.subn(
+        r"(<h3>Key Performance Metrics</h3>)", lambda m: block + "\n" + m.group(1), text, count=1
+    )
+    if not found:  # another template: the note leads the page body
+        text = re.sub(r"(<body[^>]*>)", lambda m: m.group(1) + "\n" + block, text, count=1)
+    text = re.sub(
+        r'(<div id="ddinfo">.*?<tbody>)(\s*</tbody>)',
+        lambda m: (
+            m.group(1)
+            + '\n<tr><td colspan="4">none: no losing episode, no drawdown</td></tr>'
+            + m.group(2)
+        ),
+        text,
+        count=1,
+        flags=re.S,
+    )
+    return text
 
 
 # --------------------------------------------------------------------------- Riskfolio
@@ -165,51 +237,157 @@ def risk_table(returns: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame:
     return table
 
 
-def risk_plots(
-    returns: pd.Series, directory: str | Path, label: str, alpha: float = 0.05, scale: float = 1.0
-) -> list[Path]:
-    """Riskfolio's return histogram with its risk measures, and its drawdown chart, as PNGs.
+RISK_UNIT = "fraction of capital"
+"""Unit of :func:`risk_table` and of the figures of :func:`risk_plots`: PnL over the capital."""
 
-    ``returns``: one policy's returns (fractions of capital; undated ones are laid on
-    business days, one per session). Writes ``<label>_risk_hist.png`` and
-    ``<label>_drawdown.png``. ``scale`` multiplies the returns before plotting (the titles say
-    so): every measure shown is positively homogeneous, and Riskfolio's relativistic VaR / DaR
-    solves (CLARABEL) often fail on returns of order 1e-4 to 1e-2, falling back to one that takes
-    minutes; :func:`plot_scale` gives a power of ten that avoids it.
+
+def cumulative_returns(returns: pd.Series | np.ndarray) -> np.ndarray:
+    """Uncompounded cumulative return, ``0`` then the running sum of ``returns`` (``(N + 1,)``).
+
+    The path of PnL over a fixed capital when each return is an independent episode: nothing
+    is reinvested, so returns add up. Riskfolio's drawdown measures (``*_Abs``) use this path.
     """
-    import riskfolio as rp
+    x = np.asarray(returns, np.float64).reshape(-1)
+    return np.concatenate([[0.0], np.cumsum(x)])
 
+
+def drawdowns(returns: pd.Series | np.ndarray) -> np.ndarray:
+    """Drawdown of :func:`cumulative_returns` below its running peak (``<= 0``, ``(N + 1,)``)."""
+    path = cumulative_returns(returns)
+    return path - np.maximum.accumulate(path)
+
+
+def _capital_text(capital: float | None, cash_unit: str) -> str:
+    if capital is None:
+        return RISK_UNIT
+    return f"{RISK_UNIT}; capital {capital:g} {cash_unit} per episode"
+
+
+def _cash_axis(ax: plt.Axes, capital: float | None, cash_unit: str, which: str) -> None:
+    """A second axis in cash units (``capital`` x the fraction), when the capital is known."""
+    if capital is None:
+        return
+    forward, inverse = (lambda v: v * capital), (lambda v: v / capital)
+    if which == "x":
+        ax.secondary_xaxis("top", functions=(forward, inverse)).set_xlabel(cash_unit)
+    else:
+        ax.secondary_yaxis("right", functions=(forward, inverse)).set_ylabel(cash_unit)
+
+
+def risk_figures(
+    returns: pd.Series,
+    label: str,
+    alpha: float = 0.05,
+    capital: float | None = None,
+    cash_unit: str = "cash units",
+) -> tuple[plt.Figure, plt.Figure]:
+    """The figures of :func:`risk_plots`: return histogram, and cumulative return with drawdown.
+
+    Both are in the units of :func:`risk_table` (:data:`RISK_UNIT`), uncompounded, with the
+    risk measures of :func:`risk_table` on the same returns (Riskfolio's ``RiskFunctions``).
+    Riskfolio's own ``plot_drawdown`` compounds the returns (its top panel is
+    ``cumprod(1 + r)``, not PnL over a fixed capital when episodes are independent) and its
+    ``plot_hist`` labels values in percent with two decimals (0.00% for returns of 1e-5) and
+    adds relativistic VaR / DaR solves that stall on small returns; so both are drawn here with
+    matplotlib / seaborn from Riskfolio's numbers. ``capital`` (in ``cash_unit``), when given,
+    is stated in the titles and adds a cash axis.
+    """
+    series = _dated(pd.Series(returns, dtype=np.float64), "returns")
+    x = series.to_numpy()
+    n = x.size
+    row = risk_table(pd.DataFrame({label: x}), alpha=alpha).loc[label]
+    unit = _capital_text(capital, cash_unit)
+    conf = f"{1 - alpha:.0%}"
+    g = ".3g"
+
+    hist, ax = plt.subplots(figsize=(11, 5.5), layout="constrained")
+    sns.histplot(x=x, bins=40, stat="probability", color="skyblue", edgecolor="white", ax=ax)
+    lines = [
+        (float(np.mean(x)), f"mean: {np.mean(x):{g}}", "b"),
+        (-row["VaR"], f"{conf} VaR: {row['VaR']:{g}}", "darkorange"),
+        (-row["CVaR"], f"{conf} CVaR: {row['CVaR']:{g}}", "limegreen"),
+        (-row["EVaR"], f"{conf} EVaR: {row['EVaR']:{g}}", "dodgerblue"),
+        (-row["WR"], f"worst realization: {row['WR']:{g}}", "darkgrey"),
+    ]
+    for value, text, colour in lines:
+        ax.axvline(value, color=colour, label=text)
+    ax.ticklabel_format(axis="x", style="sci", scilimits=(-3, 4))
+    ax.set_title(f"{label}: distribution of {n} returns ({unit})\nrisk measures as in the "
+                 "risk table (losses positive, drawn at minus their value)")  # fmt: skip
+    ax.set_xlabel(f"return per episode ({RISK_UNIT})")
+    ax.set_ylabel("fraction of episodes")
+    _cash_axis(ax, capital, cash_unit, "x")
+    ax.legend(loc="upper left", fontsize="small", bbox_to_anchor=(1.01, 1.0))
+    ax.grid(linestyle=":")
+
+    dd, (top, bottom) = plt.subplots(
+        2, 1, figsize=(11, 8), sharex=True, height_ratios=[2, 3], layout="constrained"
+    )
+    steps = np.arange(n + 1)
+    top.plot(steps, cumulative_returns(x), color="b", label="cumulative return")
+    top.axhline(0.0, color="grey", linewidth=0.8)
+    top.set_title(f"{label}: cumulative return, uncompounded (running sum over {n} "
+                  f"independent episodes)\n{unit}")  # fmt: skip
+    top.set_ylabel(RISK_UNIT)
+    _cash_axis(top, capital, cash_unit, "y")
+    drawdown = drawdowns(x)
+    bottom.fill_between(steps, drawdown, 0.0, color="orange", alpha=0.3)
+    bottom.plot(steps, drawdown, color="orange", label="drawdown")
+    measures = [
+        ("UCI", "ulcer index", "b"),
+        ("ADD", "average drawdown", "r"),
+        ("DaR", f"{conf} DaR", "fuchsia"),
+        ("CDaR", f"{conf} CDaR", "limegreen"),
+        ("EDaR", f"{conf} EDaR", "dodgerblue"),
+        ("MDD", "maximum drawdown", "darkgrey"),
+    ]
+    for key, name, colour in measures:
+        bottom.axhline(-row[key], color=colour, label=f"{name}: {row[key]:{g}}")
+    bottom.set_title(
+        f"{label}: drawdown of the uncompounded cumulative return ({unit})\n"
+        "drawdown measures as in the risk table, drawn at minus their value"
+    )
+    bottom.set_ylabel(RISK_UNIT)
+    bottom.set_xlabel("episodes (one return each, in order)")
+    _cash_axis(bottom, capital, cash_unit, "y")
+    bottom.legend(loc="upper left", fontsize="small", bbox_to_anchor=(1.08, 1.0))
+    for a in (top, bottom):
+        a.ticklabel_format(axis="y", style="sci", scilimits=(-3, 4))
+        a.grid(linestyle=":")
+    return hist, dd
+
+
+def risk_plots(
+    returns: pd.Series,
+    directory: str | Path,
+    label: str,
+    alpha: float = 0.05,
+    scale: float = 1.0,
+    capital: float | None = None,
+    cash_unit: str = "cash units",
+) -> list[Path]:
+    """The figures of :func:`risk_figures` as ``<label>_risk_hist.png`` and
+    ``<label>_drawdown.png`` in ``directory``; returns their paths.
+
+    ``returns``: one policy's returns (:data:`RISK_UNIT`, one per episode). ``scale`` is no
+    longer used (the figures are in the risk table's units and draw no conic solve); it is
+    accepted so that existing callers run. ``capital`` / ``cash_unit``: see
+    :func:`risk_figures`.
+    """
     if not scale > 0:
         raise ValueError(f"scale: expected > 0, got {scale}")
-    series = _dated(pd.Series(returns, dtype=np.float64), "returns") * scale
-    unit = "fraction of capital" if scale == 1.0 else f"fraction of capital x {scale:g}"
-    frame = series.to_frame(label)
-    w = pd.Series([1.0], index=[label], name="weights")
     d = Path(directory)
-    paths = []
     with _quiet_third_party():
-        fig, ax = plt.subplots(figsize=(11, 6))
-        rp.PlotFunctions.plot_hist(frame, w, alpha=alpha, bins=40, ax=ax)
-        ax.set_title(f"{label}: distribution of returns ({unit}) and risk measures")
-        ax.set_xlabel(f"return per session (%, {unit})")
-        ax.legend(loc="upper left", fontsize="small", bbox_to_anchor=(1.01, 1.0))
-        paths.append(_save(fig, d / f"{_slug(label)}_risk_hist.png"))
-
-        fig = plt.figure(figsize=(11, 7))
-        rp.PlotFunctions.plot_drawdown(frame, w, alpha=alpha, height=7, width=11)
-        axes = [a for a in fig.axes if a.axison]
-        axes[0].set_title(f"{label}: cumulative return (compounded, {unit})")
-        axes[1].set_title(f"{label}: uncompounded drawdown and drawdown risk measures")
-        axes[1].legend(loc="upper left", fontsize="small", bbox_to_anchor=(1.01, 1.0))
-        for a in axes:
-            a.set_xlabel("session")
-        paths.append(_save(fig, d / f"{_slug(label)}_drawdown.png"))
-    return paths
+        hist, dd = risk_figures(returns, label, alpha=alpha, capital=capital, cash_unit=cash_unit)
+        return [
+            _save(hist, d / f"{_slug(label)}_risk_hist.png"),
+            _save(dd, d / f"{_slug(label)}_drawdown.png"),
+        ]
 
 
 def plot_scale(returns: np.ndarray, target: float = 0.01) -> float:
     """The power of ten (>= 1) that brings the standard deviation of ``returns`` to at least
-    ``target``: the ``scale`` of :func:`risk_plots`."""
+    ``target``. Formerly the ``scale`` of :func:`risk_plots`, which no longer needs one."""
     sd = float(np.std(np.asarray(returns, np.float64)))
     if not sd > 0 or sd >= target:
         return 1.0

@@ -6,10 +6,13 @@ from __future__ import annotations
 import re
 import socket
 from pathlib import Path
+from typing import Any
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
+from matplotlib.patches import Rectangle
 
 from evaluation import reports
 from evaluation.metrics import (
@@ -87,6 +90,31 @@ def test_tear_sheet_is_written_offline(no_network, tmp_path, episode_returns):
     assert shown is not None
     assert float(shown.group(1)) == pytest.approx(sharpe(r, 252), abs=0.005)
     assert text.count("<svg") >= 5  # the charts are inline
+    assert reports.NO_LOSS_NOTE_ID not in text  # the series loses: nothing to explain
+
+
+def _metric_cells(text: str) -> dict[str, str]:
+    """The tear sheet's key metrics, name -> shown value."""
+    return dict(re.findall(r"<tr><td>([^<]+)</td><td>([^<]*)</td></tr>", text))
+
+
+def test_tear_sheet_of_a_policy_that_never_loses_says_why_cells_are_empty(no_network, tmp_path):
+    # QuantStats leaves Max Drawdown as "%" and Sortino as "-" when no return is negative
+    r = pd.Series(np.random.default_rng(5).uniform(1e-4, 2e-3, 120))
+    text = reports.tear_sheet(r, tmp_path / "win.html", "never loses").read_text(encoding="utf-8")
+    assert no_network == []
+    note = re.search(rf'<p id="{reports.NO_LOSS_NOTE_ID}"[^>]*>([^<]+)</p>', text)
+    assert note is not None
+    assert "No losing episode" in note.group(1) and "none of the 120 returns" in note.group(1)
+    assert "drawdown is 0" in note.group(1) and "no downside deviation" in note.group(1)
+    cells = _metric_cells(text)
+    assert cells["Max Drawdown"] == "0%*"
+    assert cells["Longest DD Days"] == "0*"
+    assert cells["Sortino"] == cells["Calmar"] == cells["Profit Factor"] == "undefined*"
+    blank = {name: v for name, v in cells.items() if v.strip() in ("", "-", "%", "nan")}
+    assert blank == {}
+    assert "none: no losing episode" in text  # the otherwise empty drawdown table
+    assert text.index(reports.NO_LOSS_NOTE_ID) < text.index("Key Performance Metrics")
 
 
 def test_tear_sheet_rejects_bad_returns(tmp_path):
@@ -113,6 +141,57 @@ def test_risk_table_orders_and_agrees_with_our_metrics(episode_returns):
     # positive homogeneity: doubling the returns doubles every measure
     doubled = reports.risk_table(2.0 * frame[["cj"]], alpha=0.05)
     np.testing.assert_allclose(doubled.loc["cj"], 2.0 * table.loc["cj"], rtol=1e-5)
+
+
+def _name(line: Any) -> str:
+    """A legend entry's name: its label up to the colon ("95% VaR: 2.1e-05" -> "95% VaR")."""
+    return str(line.get_label()).split(":")[0]
+
+
+def _first(data: Any) -> float:
+    return float(np.asarray(data, np.float64)[0])
+
+
+def test_risk_figures_are_uncompounded_in_the_risk_tables_units():
+    # inventory returns of a SAC policy: fractions of capital of order 1e-5, as in cj_sac
+    rng = np.random.default_rng(7)
+    x = rng.standard_t(4, 400) * 1.2e-5 + 2e-6
+    table = reports.risk_table(pd.DataFrame({"sac": x}))
+    hist, dd = reports.risk_figures(pd.Series(x), "sac", capital=10_000.0, cash_unit="currency")
+    try:
+        top, bottom = (a for a in dd.axes if a.get_ylabel() == reports.RISK_UNIT)
+        # the cumulative return is the plain sum of the returns, in the table's units (no x1e4
+        # scale, no compounding: cumprod(1 + 1e4 x) reached 400% on such returns)
+        cumulative = np.asarray(top.lines[0].get_ydata(), np.float64)
+        np.testing.assert_allclose(cumulative, np.r_[0.0, np.cumsum(x)], atol=0)
+        np.testing.assert_array_equal(np.asarray(top.lines[0].get_xdata()), np.arange(x.size + 1))
+        drawdown = np.r_[0.0, np.cumsum(x)] - np.maximum.accumulate(np.r_[0.0, np.cumsum(x)])
+        plotted = np.asarray(bottom.lines[0].get_ydata(), np.float64)
+        np.testing.assert_allclose(plotted, drawdown, atol=0)
+        assert -drawdown.min() == pytest.approx(table.loc["sac", "MDD"], rel=1e-9)
+        # the drawdown measures drawn are the table's, at minus their value
+        levels = {_name(ln): -_first(ln.get_ydata()) for ln in bottom.lines[1:]}
+        for key, name in (
+            ("MDD", "maximum drawdown"),
+            ("CDaR", "95% CDaR"),
+            ("UCI", "ulcer index"),
+        ):
+            assert levels[name] == pytest.approx(table.loc["sac", key], rel=1e-12)
+        # the histogram: returns on the table's scale, VaR / CVaR lines at the table's values
+        (ax,) = (a for a in hist.axes if reports.RISK_UNIT in a.get_xlabel())
+        edges = [p.get_x() for p in ax.patches if isinstance(p, Rectangle)]
+        assert min(edges) == pytest.approx(x.min()) and max(edges) < x.max()
+        lines = {_name(ln): _first(ln.get_xdata()) for ln in ax.lines}
+        assert -lines["95% VaR"] == pytest.approx(table.loc["sac", "VaR"], rel=1e-12)
+        assert -lines["95% CVaR"] == pytest.approx(table.loc["sac", "CVaR"], rel=1e-12)
+        # each figure states its unit and the capital an episode is measured against
+        titles = [a.get_title() for f in (hist, dd) for a in f.axes if a.get_title()]
+        assert len(titles) == 3
+        assert all("fraction of capital; capital 10000 currency per episode" in t for t in titles)
+        assert "uncompounded" in top.get_title()
+    finally:
+        plt.close(hist)
+        plt.close(dd)
 
 
 def test_risk_plots_are_pngs(tmp_path, episode_returns):
