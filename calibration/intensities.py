@@ -134,7 +134,10 @@ def _reference_moves(sample: FlowSample) -> tuple[int, int, np.ndarray, np.ndarr
         moved += int((~refilled).sum())
         rows = change[dep][~refilled]
         later = np.minimum(rows + 1, len(best) - 1)
-        behind.append(np.where(np.isfinite(sz[rows - 1, 1]), sz[rows - 1, 1], 0.0))
+        if sz.shape[1] > 1:
+            behind.append(np.where(np.isfinite(sz[rows - 1, 1]), sz[rows - 1, 1], 0.0))
+        else:  # a level-1 book does not show the queue behind the best
+            behind.append(np.full(rows.size, np.nan))
         same_px = px[later, 0] == px[rows, 0]
         after.append(np.where(same_px, sz[later, 0], np.nan))
     b = np.concatenate(behind) if behind else np.empty(0)

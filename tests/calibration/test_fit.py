@@ -21,6 +21,7 @@ from data.samples import SAMPLES_DIR
 ROOT = Path(__file__).resolve().parents[2]
 MARKETS = sorted((ROOT / "configs" / "markets").glob("*.yaml"))
 GOOG = "lobster/GOOG_2012-06-21_34200000_57600000_message_10.csv.gz"
+AAPL_L1 = "lobster/AAPL_2012-06-21_34200000_57600000_message_1.csv.gz"
 AAPL_TINY = "lobster/AAPL_first49s_L10/AAPL_2012-06-21_34200000_57600000_message_10.csv"
 NEXO = ("binance_raw/spot_nexousdt_20240723.dat.gz", "binance_raw/spot_nexousdt_20240724.dat.gz")
 
@@ -39,7 +40,9 @@ def test_every_market_file_is_an_lob_env_market(path):
     assert cfg.market == params
 
 
-@pytest.mark.parametrize("name", ["goog_2012-06-21.yaml", "nexo_usdt_2024-07-23.yaml"])
+@pytest.mark.parametrize(
+    "name", ["goog_2012-06-21.yaml", "nexo_usdt_2024-07-23.yaml", "aapl_2012-06-21.yaml"]
+)
 def test_shipped_calibrations_have_their_details_and_errors(name):
     market = MarketParams.from_dict(yaml.safe_load((ROOT / "configs/markets" / name).read_text()))
     details = yaml.safe_load((ROOT / "configs/markets/calibration" / name).read_text())
@@ -87,6 +90,14 @@ def test_cli_writes_a_loadable_market_and_its_details(tmp_path):
     details = yaml.safe_load((tmp_path / "markets" / "calibration" / "aapl_tiny.yaml").read_text())
     assert details["data"]["symbol"] == "AAPL"
     assert details["std_errors"]["market_rate"] > 0
+
+
+def test_a_level_one_book_calibrates(tmp_path):
+    """AAPL's L1 day: no queue behind the best is shown, which the queue-reactive fit skips."""
+    out = tmp_path / "aapl_l1.yaml"
+    assert main(["--data", str(data_file(AAPL_L1)), "--out", str(out)]) == 0
+    details = yaml.safe_load((tmp_path / "calibration" / "aapl_l1.yaml").read_text())
+    assert details["market_queue_reactive"]["model"] == "queue_reactive"
 
 
 # ------------------------------------------------------------------ real data
