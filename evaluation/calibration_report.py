@@ -23,12 +23,19 @@ Facts (units: seconds, ticks, lots):
   "Great realizations", Risk 13, for the signature plot);
 - trade-sign autocorrelation: the ACF at lags ``1..max_lag`` of the aggressor signs of market
   orders in event time (:func:`statsmodels.tsa.stattools.acf`) with Bartlett's standard errors;
-  empirically positive and slowly decaying (Lillo & Farmer 2004; Bouchaud, Farmer & Lillo 2009).
+  empirically positive and slowly decaying (Lillo & Farmer 2004; Bouchaud, Farmer & Lillo 2009);
+- market-order inter-arrival times (s): mean, coefficient of variation, and their distribution;
+- price impact of market orders (ticks): the mean of the aggressor's sign times the mid move
+  from just before the order to ``h`` seconds after it (:func:`price_impact`).
 
-:func:`compare` gives one table row per fact with the two values, a two-sample statistic, its
-p-value and a verdict whose criterion is stated in the row; :func:`write_report` writes the table
-(CSV, HTML), the figures (seaborn) and a Markdown + HTML summary that says which facts the model
-does not reproduce.
+:func:`fact_table` is the headline table: each fact of the data beside the model's with 95%
+intervals (Newey-West / Bartlett where standard, else a block bootstrap over time blocks,
+:func:`fact_draws`), the model/data ratio and a verdict by the rule of issue 13 (ratio within
+:data:`RATIO_BAND`, sign autocorrelations within :data:`SIGN_ACF_TOLERANCE`, distances
+reported). :func:`compare` keeps the two-sample tests: one row per fact with the two values, a
+two-sample statistic, its p-value and a verdict whose criterion is stated in the row.
+:func:`write_report` writes both tables (CSV, HTML), the figures (seaborn) and a Markdown + HTML
+summary that says which facts the model does not reproduce.
 """
 
 from __future__ import annotations
@@ -38,6 +45,7 @@ import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -61,8 +69,33 @@ from evaluation.reports import DPI, summary_page
 HORIZONS: tuple[float, ...] = (1.0, 10.0, 60.0, 300.0)
 """Horizons (s) of the volatility signature."""
 
-MAX_LAG = 20
+MAX_LAG = 100
 """Largest lag (market orders) of the trade-sign autocorrelation."""
+
+SIGN_LAGS: tuple[int, ...] = (1, 10, 100)
+"""Lags (market orders) of the trade-sign ACF in the fact table."""
+
+IMPACT_HORIZONS: tuple[float, ...] = (1.0, 10.0, 60.0)
+"""Horizons (s) of the price impact of market orders."""
+
+QUANTILES: tuple[float, ...] = (0.1, 0.5, 0.9)
+"""Quantiles of the spread distribution in the fact table."""
+
+BLOCK_S = 300.0
+"""Length (s) of the time blocks of the block bootstrap (Kuensch 1989; Politis & Romano 1994
+for the idea of resampling whole blocks so that the dependence within a block is kept)."""
+
+N_BOOT = 400
+"""Bootstrap replicates of each market's facts."""
+
+CONFIDENCE = 0.95
+"""Level of the intervals of the fact table."""
+
+RATIO_BAND: tuple[float, float] = (0.8, 1.25)
+"""A fact's model / data ratio is reproduced inside this band (issue 13)."""
+
+SIGN_ACF_TOLERANCE = 0.1
+"""A trade-sign autocorrelation is reproduced within this absolute difference (issue 13)."""
 
 KINDS: dict[str, int] = {"limit": ADD, "cancel": CANCEL, "market": TRADE}
 """Event kinds whose rates are compared (codes of :mod:`data.schema`; ``market``: whole market
@@ -119,6 +152,15 @@ class StylizedFacts:
     ``volatility``: index ``horizon_s``, columns ``sigma`` (ticks / sqrt(s)), ``se``, ``n``
     (returns). ``sign_acf[k]`` and ``sign_acf_se[k]``: ACF of market-order signs at lag ``k``
     (``k = 0..max_lag``) and Bartlett's standard error, NaN when there are too few orders.
+
+    For the fact table (:func:`fact_table`): ``spread_t`` and ``queue_t`` are the times (s) of
+    the samples, ``market_t`` the times of the market orders, ``interarrival`` the times
+    between consecutive market orders (s), ``impact[i, j]`` the signed mid move after market
+    order ``i`` at ``impact_horizons[j]`` seconds (ticks, sign of the aggressor: positive when
+    the mid follows the trade; NaN past the end). ``estimates[name]`` is each fact of
+    :data:`FACTS` and ``draws[name]`` its replicates: a block bootstrap over ``block_s``-second
+    time blocks, or Normal draws from the analytic standard error (Newey-West volatility,
+    Bartlett ACF).
     """
 
     label: str
@@ -138,6 +180,15 @@ class StylizedFacts:
     sign_acf_se: np.ndarray
     n_market_orders: int
     notes: dict[str, int] = field(default_factory=dict)
+    spread_t: np.ndarray = field(default_factory=lambda: np.empty(0))
+    queue_t: np.ndarray = field(default_factory=lambda: np.empty(0))
+    market_t: np.ndarray = field(default_factory=lambda: np.empty(0))
+    interarrival: np.ndarray = field(default_factory=lambda: np.empty(0))
+    impact_horizons: tuple[float, ...] = IMPACT_HORIZONS
+    impact: np.ndarray = field(default_factory=lambda: np.empty((0, len(IMPACT_HORIZONS))))
+    block_s: float = BLOCK_S
+    estimates: dict[str, float] = field(default_factory=dict)
+    draws: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def rates(self) -> dict[str, float]:
@@ -162,15 +213,36 @@ def integrated_time(x: np.ndarray, c: float = SOKAL_WINDOW) -> float:
     return float(max(tau, 1.0))
 
 
-def _grid_rows(sample: FlowSample, dt: float) -> np.ndarray:
-    """Book rows in force every ``dt`` seconds while the market is open (no halt)."""
+def _grid_rows(sample: FlowSample, dt: float, with_times: bool = False) -> Any:
+    """Book rows in force every ``dt`` seconds while the market is open (no halt); with
+    ``with_times``, also the grid times (s) of those rows."""
     n = int(np.floor((sample.row_t[-1] - sample.row_t[0]) / dt)) + 1
     grid = sample.row_t[0] + dt * np.arange(n)
     rows = sample.at(grid + HALF_NS)  # a row starting exactly at a grid time is in force
     open_ = np.ones(n, dtype=bool)
     for h0, h1 in sample.halts:
         open_ &= ~((grid >= h0) & (grid < h1))
-    out: np.ndarray = rows[(rows >= 0) & open_]
+    keep = (rows >= 0) & open_
+    out: np.ndarray = rows[keep]
+    return (out, grid[keep]) if with_times else out
+
+
+def price_impact(sample: FlowSample, market: np.ndarray, horizons: Sequence[float]) -> np.ndarray:
+    """Signed mid move after each market order, ``(n, H)`` ticks:
+    ``eps_i (mid(t_i + h) - mid(t_i-))``, ``eps_i`` the aggressor's sign (+1 buy), ``mid(t_i-)``
+    the mid of the book just before the order and ``mid(t_i + h)`` the mid in force ``h`` seconds
+    after it; NaN past the last book row or where a side is empty. Positive: the mid follows the
+    trade (Bouchaud, Farmer & Lillo 2009, section 5.2, the response function R(h) in calendar
+    time)."""
+    t = sample.t[market]
+    eps = sample.aggressor[market].astype(np.float64)
+    before = sample.mid(sample.prev[market])
+    out = np.full((t.size, len(horizons)), np.nan)
+    for j, h in enumerate(horizons):
+        later = t + float(h)
+        rows = sample.at(later + HALF_NS)
+        ok = later <= sample.row_t[-1]
+        out[ok, j] = eps[ok] * (sample.mid(rows[ok]) - before[ok])
     return out
 
 
@@ -210,6 +282,10 @@ def stylized_facts(
     horizons: Sequence[float] = HORIZONS,
     max_lag: int = MAX_LAG,
     dispersion_bin: float = 60.0,
+    impact_horizons: Sequence[float] = IMPACT_HORIZONS,
+    block_s: float = BLOCK_S,
+    n_boot: int = N_BOOT,
+    seed: int | Sequence[int] = 0,
 ) -> StylizedFacts:
     """The stylized facts of one market from its canonical ``events`` and ``book`` frames.
 
@@ -227,6 +303,11 @@ def stylized_facts(
         returns gets NaN.
     :param max_lag: largest lag (market orders) of the trade-sign ACF.
     :param dispersion_bin: bin width (s) of the dispersion index of the event counts.
+    :param impact_horizons: horizons (s) of the price impact of market orders.
+    :param block_s: length (s) of the time blocks of the bootstrap; ``n_boot`` replicates drawn
+        from ``numpy.random.default_rng(seed)`` (same frames and seed, same intervals). Two
+        markets compared must use different seeds, so that their replicates are independent
+        (:func:`simulated_facts` uses ``(seed, 1)``, the data ``0``).
     :raises ValueError: naming the frame or parameter that cannot be used.
     """
     if not sample_dt > 0:
@@ -237,12 +318,16 @@ def stylized_facts(
         raise ValueError(f"dispersion_bin must be > 0 s, got {dispersion_bin}")
     if levels is not None and levels < 1:
         raise ValueError(f"levels must be >= 1 or None, got {levels}")
+    if not block_s > 0 or n_boot < 2:
+        raise ValueError(f"block_s must be > 0 s and n_boot >= 2, got {block_s}, {n_boot}")
+    if any(not h > 0 for h in impact_horizons):
+        raise ValueError(f"impact_horizons must be > 0 s, got {list(impact_horizons)}")
     sample = prepare(events, book, spec, levels=levels or 1, lot=lot, reference=reference)
     duration = sample.duration
     if not duration > 0:
         raise ValueError(f"{label}: the market was never open (duration {duration} s)")
 
-    rows = _grid_rows(sample, sample_dt)
+    rows, grid_t = _grid_rows(sample, sample_dt, with_times=True)
     bid, ask = sample.bid_px[rows, 0], sample.ask_px[rows, 0]
     two_sided = np.isfinite(bid) & np.isfinite(ask)
     spread = (ask - bid)[two_sided]
@@ -251,6 +336,9 @@ def stylized_facts(
         for px, sz in ((sample.bid_px, sample.bid_sz), (sample.ask_px, sample.ask_sz))
     ]
     best_queue = np.concatenate(queues)
+    queue_t = np.concatenate(
+        [grid_t[np.isfinite(px[rows, 0])] for px in (sample.bid_px, sample.ask_px)]
+    )
     if spread.size == 0:
         raise ValueError(f"{label}: book: no two-sided book on the {sample_dt} s grid")
 
@@ -274,12 +362,13 @@ def stylized_facts(
         "horizon_s"
     )
 
-    market = sample.kind == TRADE
+    market = (sample.kind == TRADE) & (sample.aggressor != 0)
     signs = sample.aggressor[market].astype(np.float64)
-    signs = signs[signs != 0]
     sign_acf, sign_acf_se = _sign_acf(signs, max_lag)
+    market_t = sample.t[market]
+    impact = price_impact(sample, market, impact_horizons)
 
-    return StylizedFacts(
+    facts = StylizedFacts(
         label=label,
         lot=sample.lot,
         duration=duration,
@@ -297,7 +386,16 @@ def stylized_facts(
         sign_acf_se=sign_acf_se,
         n_market_orders=int(signs.size),
         notes={k: int(v) for k, v in sample.notes.items()},
+        spread_t=grid_t[two_sided] - sample.row_t[0],
+        queue_t=queue_t - sample.row_t[0],
+        market_t=market_t - sample.row_t[0],
+        interarrival=np.diff(market_t),
+        impact_horizons=tuple(float(h) for h in impact_horizons),
+        impact=impact,
+        block_s=float(block_s),
     )
+    facts.estimates, facts.draws = fact_draws(facts, n_boot, np.random.default_rng(seed))
+    return facts
 
 
 def model_spec(params: MarketParams, symbol: str = "model") -> InstrumentSpec:
@@ -321,6 +419,9 @@ def simulated_facts(
     horizons: Sequence[float] = HORIZONS,
     max_lag: int = MAX_LAG,
     dispersion_bin: float = 60.0,
+    impact_horizons: Sequence[float] = IMPACT_HORIZONS,
+    block_s: float = BLOCK_S,
+    n_boot: int = N_BOOT,
 ) -> StylizedFacts:
     """Simulate ``params`` (one book, no agent, :func:`envs.lob.events.simulate_events`) for
     ``duration`` seconds from ``seed`` and measure it with :func:`stylized_facts` (the other
@@ -339,7 +440,343 @@ def simulated_facts(
         horizons=horizons,
         max_lag=max_lag,
         dispersion_bin=dispersion_bin,
+        impact_horizons=impact_horizons,
+        block_s=block_s,
+        n_boot=n_boot,
+        seed=(seed, 1),  # bootstrap draws apart from the data's (seed 0)
     )
+
+
+# --------------------------------------------------------------------------- fact table
+
+
+@dataclass(frozen=True)
+class Fact:
+    """One row of the fact table: ``rule`` is ``"ratio"`` (model / data inside
+    :data:`RATIO_BAND`), ``"difference"`` (``|model - data|`` within
+    :data:`SIGN_ACF_TOLERANCE`) or ``"reported"`` (a distance between the two distributions,
+    shown without a verdict); ``ci`` says how its intervals are computed."""
+
+    description: str
+    unit: str
+    rule: str
+    ci: str
+
+
+def fact_registry(
+    horizons: Sequence[float] = HORIZONS,
+    impact_horizons: Sequence[float] = IMPACT_HORIZONS,
+    lags: Sequence[int] = SIGN_LAGS,
+) -> dict[str, Fact]:
+    """The facts of the table, by name, in the order shown."""
+    boot = "block bootstrap"
+    facts = {
+        "spread_mean": Fact("spread, mean", "ticks", "ratio", boot),
+        **{
+            f"spread_q{round(100 * q)}": Fact(f"spread, {q:.0%} quantile", "ticks", "ratio", boot)
+            for q in QUANTILES
+        },
+        "spread_tv": Fact("spread distribution, TV distance", "-", "reported", boot),
+        "queue_mean": Fact("best-queue size, mean", "lots", "ratio", boot),
+        "queue_tv": Fact("best-queue size distribution, TV distance", "-", "reported", boot),
+        **{
+            f"volatility_{h:g}s": Fact(f"volatility signature at {h:g} s", "ticks/sqrt(s)",
+                                       "ratio", "Newey-West")
+            for h in horizons
+        },
+        **{
+            f"sign_acf_lag{k}": Fact(f"trade-sign ACF at lag {k}", "-", "difference", "Bartlett")
+            for k in lags
+        },
+        "interarrival_mean": Fact("market-order inter-arrival, mean", "s", "ratio", boot),
+        "interarrival_cv": Fact("market-order inter-arrival, CV", "-", "ratio", boot),
+        "interarrival_ks": Fact("market-order inter-arrival distribution, KS D", "-",
+                                "reported", "KS p with effective sizes n / tau"),
+        **{
+            f"impact_{h:g}s": Fact(f"price impact of a market order at {h:g} s", "ticks",
+                                   "ratio", boot)
+            for h in impact_horizons
+        },
+    }  # fmt: skip
+    return facts
+
+
+def _block_layout(t: np.ndarray, block_s: float, n_blocks: int) -> tuple[np.ndarray, ...]:
+    """Indices of ``t`` sorted by time block, and each block's start and count in that order."""
+    b = np.clip((np.asarray(t, np.float64) // block_s).astype(np.int64), 0, n_blocks - 1)
+    order = np.argsort(b, kind="stable")
+    counts = np.bincount(b, minlength=n_blocks)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    return order, starts, counts
+
+
+def _resample(layout: tuple[np.ndarray, ...], ids: np.ndarray) -> np.ndarray:
+    """The indices of the samples in the blocks ``ids`` (with repetitions), block after block."""
+    order, starts, counts = layout
+    lengths = counts[ids]
+    total = int(lengths.sum())
+    if total == 0:
+        return np.empty(0, np.int64)
+    first = np.repeat(starts[ids] - (np.cumsum(lengths) - lengths), lengths)
+    out: np.ndarray = order[first + np.arange(total)]
+    return out
+
+
+def _sample_facts(
+    spread: np.ndarray,
+    queue: np.ndarray,
+    interarrival: np.ndarray,
+    impact: np.ndarray,
+    impact_horizons: Sequence[float],
+) -> dict[str, float]:
+    """The bootstrapped facts of one (re)sample: the same definitions for the estimate and for
+    every replicate."""
+    nan = math.nan
+    out: dict[str, float] = {"spread_mean": float(np.mean(spread)) if spread.size else nan}
+    for q in QUANTILES:
+        out[f"spread_q{round(100 * q)}"] = float(np.quantile(spread, q)) if spread.size else nan
+    out["queue_mean"] = float(np.mean(queue)) if queue.size else nan
+    if interarrival.size >= 2:
+        mean = float(np.mean(interarrival))
+        out["interarrival_mean"] = mean
+        out["interarrival_cv"] = float(np.std(interarrival, ddof=1) / mean) if mean > 0 else nan
+    else:
+        out["interarrival_mean"] = out["interarrival_cv"] = nan
+    for j, h in enumerate(impact_horizons):
+        col = impact[:, j] if impact.size else np.empty(0)
+        col = col[np.isfinite(col)]
+        out[f"impact_{h:g}s"] = float(np.mean(col)) if col.size else nan
+    return out
+
+
+def fact_draws(
+    f: StylizedFacts, n_boot: int, rng: np.random.Generator
+) -> tuple[dict[str, float], dict[str, np.ndarray]]:
+    """Estimates and replicates of every fact of :func:`fact_registry` but the distances
+    (computed against the other market in :func:`fact_table`).
+
+    Bootstrapped facts: ``n_boot`` resamples of ``ceil(duration / block_s)`` time blocks drawn
+    with replacement, the same blocks for every series (spread and queue samples, market orders
+    by their time; an inter-arrival time belongs to the block of the order that ends it).
+    Volatility and trade-sign ACF: ``n_boot`` Normal draws around the estimate with the
+    Newey-West / Bartlett standard error (the analytic interval, in a form the ratios and
+    differences can combine)."""
+    n_blocks = max(1, math.ceil(f.duration / f.block_s - 1e-9))
+    series = (f.spread_t, f.queue_t, f.market_t[1:], f.market_t)
+    layouts = [_block_layout(t, f.block_s, n_blocks) for t in series]
+    values = (f.spread, f.best_queue, f.interarrival, f.impact)
+    estimates = _sample_facts(*values, f.impact_horizons)
+    reps: dict[str, list[float]] = {k: [] for k in estimates}
+    for _ in range(n_boot if n_blocks >= 2 else 0):
+        ids = rng.integers(0, n_blocks, n_blocks)
+        s, q, ia, im = (v[_resample(lay, ids)] for v, lay in zip(values, layouts, strict=True))
+        for name, v in _sample_facts(s, q, ia, im, f.impact_horizons).items():
+            reps[name].append(v)
+    draws = {
+        k: np.asarray(v, np.float64) if v else np.full(n_boot, np.nan) for k, v in reps.items()
+    }
+    for h in f.volatility.index:
+        sigma, se = _vol(f, h)
+        estimates[f"volatility_{h:g}s"] = sigma
+        draws[f"volatility_{h:g}s"] = sigma + se * rng.standard_normal(n_boot)
+    for lag in range(1, f.sign_acf.size):
+        rho, se = float(f.sign_acf[lag]), float(f.sign_acf_se[lag])
+        estimates[f"sign_acf_lag{lag}"] = rho
+        draws[f"sign_acf_lag{lag}"] = rho + se * rng.standard_normal(n_boot)
+    return estimates, draws
+
+
+def tv_distance(x: np.ndarray, y: np.ndarray) -> float:
+    """Total-variation distance ``1/2 sum_v |P(x = v) - P(y = v)|`` of two samples of a discrete
+    variable (their empirical laws); 0 for the same law, 1 for disjoint supports."""
+    if x.size == 0 or y.size == 0:
+        return math.nan
+    values, inverse = np.unique(np.concatenate([x, y]), return_inverse=True)
+    p = np.bincount(inverse[: x.size], minlength=values.size) / x.size
+    q = np.bincount(inverse[x.size :], minlength=values.size) / y.size
+    return float(0.5 * np.abs(p - q).sum())
+
+
+def _discrete_queue(q: np.ndarray) -> np.ndarray:
+    """Queue sizes as whole lots (rounded up, as in the figures)."""
+    return np.ceil(np.asarray(q, np.float64) - 1e-9)
+
+
+def _tv_draws(
+    data: StylizedFacts, model: StylizedFacts, attr: str, n_boot: int, rng: np.random.Generator
+) -> np.ndarray:
+    """Bootstrap replicates of the TV distance, both markets resampled by time blocks."""
+    out = np.full(n_boot, np.nan)
+    t_attr = "spread_t" if attr == "spread" else "queue_t"
+    prep = (lambda v: v) if attr == "spread" else _discrete_queue
+    sides = []
+    for f in (data, model):
+        n_blocks = max(1, math.ceil(f.duration / f.block_s - 1e-9))
+        sides.append((prep(getattr(f, attr)), _block_layout(getattr(f, t_attr), f.block_s,
+                                                             n_blocks), n_blocks))  # fmt: skip
+    if min(s[2] for s in sides) < 2:
+        return out
+    for b in range(n_boot):
+        xs = [v[_resample(lay, rng.integers(0, n, n))] for v, lay, n in sides]
+        out[b] = tv_distance(*xs)
+    return out
+
+
+FACT_COLUMNS = [
+    "fact",
+    "description",
+    "unit",
+    "data",
+    "data_low",
+    "data_high",
+    "model",
+    "model_low",
+    "model_high",
+    "statistic",
+    "value",
+    "value_low",
+    "value_high",
+    "p_value",
+    "verdict",
+    "gap",
+    "rule",
+]
+"""Columns of :func:`fact_table`: each market's estimate with its ``CONFIDENCE`` interval, the
+comparison (``statistic``: model/data, model - data, TV distance or KS D) with its interval,
+the verdict and, when not reproduced, by how much (``gap``)."""
+
+REPORTED = "reported"
+"""Verdict of a distance shown without a target (TV, KS)."""
+
+
+def ratio_verdict(ratio: float, band: tuple[float, float] = RATIO_BAND) -> tuple[str, str]:
+    """Verdict and gap of a model / data ratio: reproduced inside ``band``; NaN: not measured."""
+    if not np.isfinite(ratio):
+        return NOT_MEASURED, ""
+    lo, hi = band
+    if lo <= ratio <= hi:
+        return REPRODUCED, ""
+    if ratio <= 0:
+        return NOT_REPRODUCED, f"ratio {ratio:.3g}: opposite sign or zero (band {lo:g}-{hi:g})"
+    side = f"{ratio / hi:.2f}x above" if ratio > hi else f"{lo / ratio:.2f}x below"
+    return NOT_REPRODUCED, f"ratio {ratio:.3g}, {side} the band {lo:g}-{hi:g}"
+
+
+def difference_verdict(diff: float, tolerance: float = SIGN_ACF_TOLERANCE) -> tuple[str, str]:
+    """Verdict and gap of a model - data difference: reproduced when ``|diff| <= tolerance``."""
+    if not np.isfinite(diff):
+        return NOT_MEASURED, ""
+    if abs(diff) <= tolerance + 1e-12:
+        return REPRODUCED, ""
+    return NOT_REPRODUCED, f"|model - data| = {abs(diff):.3g} > {tolerance:g}"
+
+
+def _interval(x: np.ndarray, confidence: float) -> tuple[float, float]:
+    x = np.asarray(x, np.float64)
+    x = x[np.isfinite(x)]
+    if x.size < 2:
+        return math.nan, math.nan
+    a = 100 * (1 - confidence) / 2
+    return float(np.percentile(x, a)), float(np.percentile(x, 100 - a))
+
+
+def fact_table(
+    data: StylizedFacts,
+    model: StylizedFacts,
+    *,
+    confidence: float = CONFIDENCE,
+    band: tuple[float, float] = RATIO_BAND,
+    tolerance: float = SIGN_ACF_TOLERANCE,
+    lags: Sequence[int] = SIGN_LAGS,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Data beside model, one row per fact of :func:`fact_registry` (columns
+    :data:`FACT_COLUMNS`), with ``confidence`` intervals and a verdict:
+
+    - ``ratio`` facts: reproduced when model / data lies in ``band`` (point estimate); its
+      interval is the percentile interval of the ratio of independent replicates;
+    - trade-sign ACF at ``lags``: reproduced when ``|model - data| <= tolerance``;
+    - TV distances (spread in ticks, best queue in whole lots) and the KS distance of the
+      inter-arrival times: reported, no verdict (KS p-value with effective sizes, :func:`ks_test`).
+
+    Each market's interval comes from its replicates (:func:`fact_draws`: block bootstrap, or
+    Normal draws from the Newey-West / Bartlett errors); a fact either market cannot measure is
+    :data:`NOT_MEASURED`."""
+    rng = np.random.default_rng(seed)
+    registry = fact_registry([float(h) for h in data.volatility.index], data.impact_horizons, lags)
+    rules = {
+        "ratio": f"reproduced if model/data in [{band[0]:g}, {band[1]:g}]",
+        "difference": f"reproduced if |model - data| <= {tolerance:g}",
+        "reported": "reported (no target)",
+    }
+    rows = []
+    for name, fact in registry.items():
+        nan2 = (math.nan, math.nan)
+        row: dict[str, object] = {"fact": name, "description": fact.description, "unit": fact.unit}
+        p_value = math.nan
+        if fact.rule == "reported":
+            if name == "interarrival_ks":
+                x, y = data.interarrival, model.interarrival
+                if x.size >= 2 and y.size >= 2:
+                    tau_x, tau_y = integrated_time(x), integrated_time(y)
+                    value, p_value = ks_test(x, y, tau_x, tau_y)
+                else:
+                    value = math.nan
+                ci = nan2
+                dv = mv = (math.nan, *nan2)
+                statistic = "KS D"
+            else:
+                attr = "spread" if name == "spread_tv" else "best_queue"
+                prep = (lambda v: v) if attr == "spread" else _discrete_queue
+                value = tv_distance(prep(getattr(data, attr)), prep(getattr(model, attr)))
+                ci = _interval(_tv_draws(data, model, attr, len(next(iter(data.draws.values()))),
+                                         rng), confidence)  # fmt: skip
+                dv = (math.nan, *nan2)
+                mv = (math.nan, *nan2)
+                statistic = "TV distance"
+            verdict, gap = (REPORTED if np.isfinite(value) else NOT_MEASURED), ""
+        else:
+            d, m = data.estimates.get(name, math.nan), model.estimates.get(name, math.nan)
+            dd = data.draws.get(name, np.array([math.nan]))
+            md = model.draws.get(name, np.array([math.nan]))
+            dv = (d, *_interval(dd, confidence))
+            mv = (m, *_interval(md, confidence))
+            n = min(dd.size, md.size)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                if fact.rule == "ratio":
+                    statistic = "model/data"
+                    value = m / d if np.isfinite(d) and d != 0 and np.isfinite(m) else math.nan
+                    ci = _interval(md[:n] / dd[:n], confidence)
+                    verdict, gap = ratio_verdict(value, band)
+                else:
+                    statistic = "model - data"
+                    value = m - d
+                    ci = _interval(md[:n] - dd[:n], confidence)
+                    verdict, gap = difference_verdict(value, tolerance)
+        row |= {
+            "data": dv[0], "data_low": dv[1], "data_high": dv[2],
+            "model": mv[0], "model_low": mv[1], "model_high": mv[2],
+            "statistic": statistic, "value": value, "value_low": ci[0], "value_high": ci[1],
+            "p_value": p_value, "verdict": verdict, "gap": gap, "rule": rules[fact.rule],
+        }  # fmt: skip
+        rows.append(row)
+    return pd.DataFrame(rows, columns=FACT_COLUMNS)
+
+
+def fact_metrics(table: pd.DataFrame, prefix: str = "calibration/facts") -> dict[str, float]:
+    """The fact table as metrics ``<prefix>/<fact>/<column>`` (NaN left out) and the verdict as
+    ``<prefix>/<fact>/reproduced`` (1 or 0; none for reported or unmeasured facts)."""
+    out: dict[str, float] = {}
+    cols = ("data", "data_low", "data_high", "model", "model_low", "model_high", "value",
+            "value_low", "value_high", "p_value")  # fmt: skip
+    for _, row in table.iterrows():
+        for col in cols:
+            v = float(row[col])
+            if np.isfinite(v):
+                out[f"{prefix}/{row['fact']}/{col}"] = v
+        if row["verdict"] in (REPRODUCED, NOT_REPRODUCED):
+            out[f"{prefix}/{row['fact']}/reproduced"] = float(row["verdict"] == REPRODUCED)
+    return out
 
 
 # --------------------------------------------------------------------------- comparison
@@ -740,10 +1177,64 @@ def figure_sign_acf(data: StylizedFacts, model: StylizedFacts, directory: Path) 
     ax.axhline(0.0, color="grey", linewidth=0.8)
     ax.set_xlabel("lag (market orders)")
     ax.set_ylabel("autocorrelation of trade signs")
-    ax.set_xticks(np.arange(1, data.sign_acf.size, 2 if data.sign_acf.size > 12 else 1))
+    ax.set_xscale("log")
     ax.set_title(f"Trade-sign autocorrelation, {1 - ALPHA:.0%} Bartlett intervals")
     ax.legend(frameon=False)
     return _save(fig, directory / "trade_sign_acf.png")
+
+
+def figure_impact(data: StylizedFacts, model: StylizedFacts, directory: Path) -> Path:
+    """Price impact of market orders (mean signed mid move, ticks) against the horizon, with the
+    block-bootstrap ``CONFIDENCE`` intervals."""
+    fig, ax = plt.subplots(figsize=(9, 4.5))
+    colours = sns.color_palette("colorblind", 2)
+    for k, (colour, f) in enumerate(zip(colours, (data, model), strict=True)):
+        hs = np.asarray(f.impact_horizons)
+        keys = [f"impact_{h:g}s" for h in hs]
+        mean = np.array([f.estimates.get(key, np.nan) for key in keys])
+        ci = np.array([_interval(f.draws.get(key, np.array([np.nan])), CONFIDENCE) for key in keys])
+        err = np.abs(np.vstack([mean - ci[:, 0], ci[:, 1] - mean]))
+        ax.errorbar(
+            hs * (1 + 0.04 * (k - 0.5)),
+            mean,
+            yerr=np.nan_to_num(err),
+            marker="o",
+            capsize=4,
+            color=colour,
+            label=f"{f.label} ({f.n_market_orders} orders)",
+        )
+    ax.axhline(0.0, color="grey", linewidth=0.8)
+    ax.set_xscale("log")
+    ax.set_xticks(list(data.impact_horizons))
+    ax.set_xticklabels([f"{h:g}" for h in data.impact_horizons])
+    ax.set_xlabel("horizon h (s, log scale)")
+    ax.set_ylabel("mean of sign x (mid(t+h) - mid(t-)) (ticks)")
+    ax.set_title(f"Price impact of market orders, {CONFIDENCE:.0%} block-bootstrap intervals")
+    ax.legend(frameon=False)
+    return _save(fig, directory / "price_impact.png")
+
+
+def figure_interarrival(data: StylizedFacts, model: StylizedFacts, directory: Path) -> Path:
+    """Empirical survival functions of the market-order inter-arrival times (log-log)."""
+    fig, ax = plt.subplots(figsize=(9, 4.5))
+    colours = sns.color_palette("colorblind", 2)
+    for colour, f in zip(colours, (data, model), strict=True):
+        x = np.sort(f.interarrival[f.interarrival > 0])
+        if x.size:
+            ax.step(
+                x,
+                1.0 - np.arange(x.size) / x.size,
+                where="post",
+                color=colour,
+                label=f"{f.label} (mean {np.mean(f.interarrival):.3g} s)",
+            )
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("time between consecutive market orders (s)")
+    ax.set_ylabel("P(inter-arrival > x)")
+    ax.set_title("Market-order inter-arrival times (an exponential law is a Poisson flow)")
+    ax.legend(frameon=False)
+    return _save(fig, directory / "interarrival_times.png")
 
 
 def figures(
@@ -759,6 +1250,8 @@ def figures(
             figure_rates(table, data, model, d),
             figure_signature(data, model, d),
             figure_sign_acf(data, model, d),
+            figure_impact(data, model, d),
+            figure_interarrival(data, model, d),
         ]
 
 
@@ -816,7 +1309,7 @@ def explain(table: pd.DataFrame, data: StylizedFacts, model: StylizedFacts) -> l
 
         def shape(f: StylizedFacts) -> str:
             v = f.volatility["sigma"].dropna()
-            return f"{v.iloc[-1] / v.iloc[0]:.2f}" if len(v) > 1 else "-"
+            return f"{v.iloc[-1] / v.iloc[0]:.2f}" if len(v) > 1 and v.iloc[0] > 0 else "-"
 
         h = data.volatility.index
         out.append(
@@ -859,8 +1352,33 @@ def overview(data: StylizedFacts, model: StylizedFacts) -> list[str]:
         + ", ".join(f"{f.counts[k]} {KIND_LABELS[k]}" for k in KINDS)
         for f in (data, model)
     ] + [
-        f"Spread and best queues sampled every {data.sample_dt:g} s; tests at level {ALPHA:g}, "
-        f"intervals {1 - ALPHA:.0%}; each row of the table states its criterion."
+        f"Spread and best queues sampled every {data.sample_dt:g} s; the two-sample tests are at "
+        f"level {ALPHA:g} with {1 - ALPHA:.0%} intervals, each row stating its criterion."
+    ]
+
+
+def fact_rule(data: StylizedFacts, confidence: float = CONFIDENCE) -> list[str]:
+    """The verdict rule and the intervals of the fact table, as sentences."""
+    return [
+        f"Verdict per fact: the model/data ratio within [{RATIO_BAND[0]:g}, {RATIO_BAND[1]:g}] "
+        f"(point estimates); trade-sign autocorrelations within {SIGN_ACF_TOLERANCE:g} "
+        "absolute; TV and KS distances reported without a target.",
+        f"{confidence:.0%} intervals: volatility from Newey-West standard errors, trade-sign ACF "
+        f"from Bartlett's; every other fact from a block bootstrap over {data.block_s:g} s time "
+        f"blocks ({len(next(iter(data.draws.values()), []))} replicates per market); the "
+        "interval of a ratio or difference combines the two markets' independent replicates.",
+        "Units: spread in ticks, queues in calibration lots "
+        f"({data.lot:g} base units), times in seconds, price impact in ticks (mean of the "
+        "aggressor's sign times the mid move from just before the order to h seconds after).",
+    ]
+
+
+def _fact_lines(facts: pd.DataFrame) -> list[str]:
+    """One sentence per fact not reproduced, with the gap."""
+    bad = facts[facts["verdict"] == NOT_REPRODUCED]
+    return [
+        f"{r['description']}: data {r['data']:.4g}, model {r['model']:.4g} {r['unit']} ({r['gap']})"
+        for _, r in bad.iterrows()
     ]
 
 
@@ -871,15 +1389,30 @@ def markdown_summary(
     title: str,
     figure_paths: Sequence[Path],
     notes: Sequence[str] = (),
+    facts: pd.DataFrame | None = None,
+    extra: Mapping[str, pd.DataFrame | Sequence[str]] | None = None,
 ) -> str:
-    """The report's Markdown page: what was compared, what is not reproduced, the table."""
+    """The report's Markdown page: what was compared, the fact table with its verdicts, the
+    extra sections (strategy fidelity), what is not reproduced, the two-sample tests."""
     bad = table[table["verdict"] == NOT_REPRODUCED]
     good = table[table["verdict"] == REPRODUCED]
     lines = [f"# {title}", ""]
     lines += [f"- {n}" for n in (*notes, *overview(data, model))]
+    if facts is not None:
+        n_bad = int((facts["verdict"] == NOT_REPRODUCED).sum())
+        n_rule = int(facts["verdict"].isin([REPRODUCED, NOT_REPRODUCED]).sum())
+        lines += ["", f"## Facts: data beside model ({n_bad} of {n_rule} not reproduced)", ""]
+        lines += [f"- {s}" for s in (*fact_rule(data), *_fact_lines(facts))]
+        lines += ["", facts.map(_fmt).to_markdown(index=False)]
+    for name, body in (extra or {}).items():
+        lines += ["", f"## {name}", ""]
+        if isinstance(body, pd.DataFrame):
+            lines.append(body.map(_fmt).to_markdown(index=False))
+        else:
+            lines += [f"- {b}" for b in body]
     lines += [
         "",
-        f"## What the model does not reproduce ({len(bad)} of {len(table)} facts)",
+        f"## What the model does not reproduce ({len(bad)} of {len(table)} two-sample tests)",
         "",
     ]
     lines += [f"- {s}" for s in explain(table, data, model)] or ["- nothing: every fact passes."]
@@ -889,7 +1422,7 @@ def markdown_summary(
         "",
         ", ".join(good["description"]) if len(good) else "none",
         "",
-        "## Table",
+        "## Two-sample tests",
         "",
         table.map(_fmt).to_markdown(index=False),
         "",
@@ -909,35 +1442,58 @@ def write_report(
     title: str = "Calibration validation",
     notes: Sequence[str] = (),
     table: pd.DataFrame | None = None,
+    facts: pd.DataFrame | None = None,
+    extra: Mapping[str, pd.DataFrame | Sequence[str]] | None = None,
+    extra_figures: Sequence[Path] = (),
 ) -> dict[str, Path]:
     """Write the validation report into ``directory`` and return its files by role.
 
-    ``table.csv`` and ``table.html`` (the :func:`compare` table), the PNG figures of
-    :func:`figures`, ``summary.md`` (:func:`markdown_summary`, figures beside it) and
+    ``facts.csv`` (the :func:`fact_table`, computed when not given), ``table.csv`` and
+    ``table.html`` (the :func:`compare` two-sample tests), the PNG figures of :func:`figures`
+    and ``extra_figures``, ``summary.md`` (:func:`markdown_summary`, figures beside it) and
     ``index.html`` (the same as one self-contained page). ``notes``: lines on the data and the
-    model shown at the top.
+    model shown at the top; ``extra``: further sections by title (a table, also written as
+    ``<slug>.csv``, or lines), shown after the facts.
     """
     d = Path(directory)
     d.mkdir(parents=True, exist_ok=True)
     table = compare(data, model) if table is None else table
+    facts = fact_table(data, model) if facts is None else facts
+    facts.to_csv(d / "facts.csv", index=False)
+    extra = dict(extra or {})
+    for name, body in extra.items():
+        if isinstance(body, pd.DataFrame):
+            slug = "".join(c if c.isalnum() else "_" for c in name.lower()).strip("_")
+            body.to_csv(d / f"{slug}.csv", index=False)
     paths: dict[str, Path] = {"table_csv": d / "table.csv", "table_html": d / "table.html"}
     table.to_csv(paths["table_csv"], index=False)
     paths["table_html"].write_text(
         table.to_html(index=False, float_format=lambda v: f"{v:.4g}", border=0), encoding="utf-8"
     )
-    figs = figures(data, model, table, d)
+    paths["facts_csv"] = d / "facts.csv"
+    figs = [*figures(data, model, table, d), *extra_figures]
     paths.update({p.stem: p for p in figs})
-    md = markdown_summary(table, data, model, title, figs, notes)
+    md = markdown_summary(table, data, model, title, figs, notes, facts, extra)
     paths["summary_md"] = d / "summary.md"
     paths["summary_md"].write_text(md, encoding="utf-8")
     n_bad = int((table["verdict"] == NOT_REPRODUCED).sum())
-    sections: Mapping[str, Sequence[Path | pd.DataFrame | str]] = {
+    n_facts_bad = int((facts["verdict"] == NOT_REPRODUCED).sum())
+    sections: dict[str, Sequence[Path | pd.DataFrame | str]] = {
         "Data and model": [*notes, *overview(data, model)],
-        f"What the model does not reproduce ({n_bad} of {len(table)} facts)": explain(
+        f"Facts: data beside model ({n_facts_bad} not reproduced)": [
+            *fact_rule(data),
+            *_fact_lines(facts),
+            facts.set_index("fact"),
+        ],
+    }
+    for name, body in extra.items():
+        sections[name] = [body] if isinstance(body, pd.DataFrame) else list(body)
+    sections |= {
+        f"What the model does not reproduce ({n_bad} of {len(table)} two-sample tests)": explain(
             table, data, model
         )
         or ["Nothing: every fact passes its criterion."],
-        "Table": [table.set_index("fact")],
+        "Two-sample tests": [table.set_index("fact")],
         "Figures": figs,
     }
     paths["index_html"] = summary_page(d, sections, title=title)

@@ -13,18 +13,27 @@ from statsmodels.stats.rates import confint_poisson_2indep
 
 from calibration.params import TOKYO_CST
 from data.schema import ADD, TRADE, InstrumentSpec, make_book, make_events
+from envs.lob.events import simulate_events
 from evaluation.calibration_report import (
     COLUMNS,
+    FACT_COLUMNS,
     NOT_MEASURED,
     NOT_REPRODUCED,
+    REPORTED,
     REPRODUCED,
     compare,
+    difference_verdict,
+    fact_metrics,
+    fact_table,
     integrated_time,
     ks_test,
+    model_spec,
     rate_ratio,
+    ratio_verdict,
     simulated_facts,
     stylized_facts,
     table_metrics,
+    tv_distance,
     write_report,
 )
 
@@ -219,8 +228,11 @@ def test_report_files_and_metrics(tokyo, tmp_path):
     paths = write_report(data, model, tmp_path, title="Tokyo against doubled market orders")
     for key in ("table_csv", "table_html", "summary_md", "index_html", "spread_distribution",
                 "best_queue_distribution", "event_rates", "volatility_signature",
-                "trade_sign_acf"):  # fmt: skip
+                "trade_sign_acf", "facts_csv", "price_impact", "interarrival_times"):  # fmt: skip
         assert paths[key].is_file() and paths[key].stat().st_size > 0, key
+    facts = pd.read_csv(paths["facts_csv"]).set_index("fact")
+    assert facts.loc["interarrival_mean", "verdict"] == NOT_REPRODUCED
+    assert "ratio within [0.8, 1.25]" in paths["summary_md"].read_text()
     table = pd.read_csv(paths["table_csv"])
     assert table.set_index("fact").loc["rate_market", "verdict"] == NOT_REPRODUCED
     summary = paths["summary_md"].read_text()
@@ -231,3 +243,140 @@ def test_report_files_and_metrics(tokyo, tmp_path):
     assert metrics["calibration/rate_limit/reproduced"] == 1.0
     assert metrics["calibration/rate_market/value"] == pytest.approx(table["value"][4])
     assert all(k.startswith("calibration/") and k.count("/") == 2 for k in metrics)
+
+
+# --------------------------------------------------------------------------- fact table
+
+
+def test_tv_distance_of_known_laws():
+    ones, twos = np.ones(100), np.full(100, 2.0)
+    assert tv_distance(ones, ones) == 0.0
+    assert tv_distance(ones, twos) == 1.0
+    # uniform on {1, 2} against a point mass at 1: 1/2 (|1/2 - 1| + |1/2 - 0|) = 1/2
+    assert tv_distance(np.r_[ones, twos], ones) == pytest.approx(0.5)
+    # P = (0.2, 0.8), Q = (0.6, 0.4): 0.4
+    p = np.r_[np.ones(2), np.full(8, 3.0)]
+    q = np.r_[np.ones(6), np.full(4, 3.0)]
+    assert tv_distance(p, q) == pytest.approx(0.4)
+
+
+def impact_frames(direction: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A one-tick book whose bid moves ``2 * direction`` ticks every 10 s (rows at t = 0, 10,
+    ..., 200) and one market order 0.5 s before each move, its aggressor on the side the mid
+    is about to move to: the impact is 2 ticks at 1 s and 10 s, 12 ticks at 60 s."""
+    starts = np.arange(0.0, 201.0, 10.0)
+    bid = (1000.0 + 2.0 * direction * np.arange(starts.size))[:, None]
+    q = np.full((starts.size, 1), 5.0)
+    book = make_book(np.rint(starts * NS), bid, q, bid + 1.0, q)
+    t = starts[:-1] + 9.5
+    ask = bid[:-1, 0] + 1.0
+    price = np.where(direction > 0, ask, bid[:-1, 0]).astype(np.int64)
+    n = t.size
+    events = make_events(np.rint(t * NS), np.full(n, TRADE), np.full(n, -direction), price,
+                         np.ones(n), np.arange(n), np.full(n, direction))  # fmt: skip
+    return events, book
+
+
+@pytest.mark.parametrize("direction", [1, -1], ids=["buys_up", "sells_down"])
+def test_price_impact_of_a_constructed_price_path(direction):
+    events, book = impact_frames(direction)
+    f = stylized_facts(events, book, SPEC, lot=1.0, max_lag=2, block_s=50.0, n_boot=20)
+    assert f.impact_horizons == (1.0, 10.0, 60.0)
+    assert f.estimates["impact_1s"] == pytest.approx(2.0)
+    assert f.estimates["impact_10s"] == pytest.approx(2.0)
+    assert f.estimates["impact_60s"] == pytest.approx(12.0)
+    # orders within 60 s of the last book row have no 60 s mid: left out
+    assert np.isnan(f.impact[-6:, 2]).all() and np.isfinite(f.impact[:-6, 2]).all()
+    # inter-arrival times: one order every 10 s
+    assert f.estimates["interarrival_mean"] == pytest.approx(10.0)
+    assert f.estimates["interarrival_cv"] == pytest.approx(0.0, abs=1e-9)
+
+
+def markov_sign_frames(p_same: float, n: int, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``n`` market orders whose signs keep the previous sign with probability ``p_same`` (a
+    symmetric two-state Markov chain: ACF(k) = (2 p_same - 1)^k), at exponential times of mean
+    0.5 s (a Poisson flow: inter-arrival mean 0.5 s, CV 1), on a constant one-tick book."""
+    rng = np.random.default_rng(seed)
+    flips = rng.random(n) > p_same
+    signs = np.where(np.cumsum(flips) % 2 == 0, 1, -1)
+    t = 0.5 + np.cumsum(rng.exponential(0.5, n))
+    end = float(t[-1]) + 1.0
+    bid, q = np.full((2, 1), 100.0), np.full((2, 1), 5.0)
+    book = make_book(np.rint(np.array([0.0, end]) * NS), bid, q, bid + 1.0, q)
+    price = np.where(signs > 0, 101, 100).astype(np.int64)
+    events = make_events(np.rint(t * NS), np.full(n, TRADE), -signs, price, np.ones(n),
+                         np.arange(n), signs)  # fmt: skip
+    return events, book
+
+
+def test_sign_acf_and_inter_arrivals_of_a_markov_sign_process():
+    events, book = markov_sign_frames(0.8, 20_000, seed=4)
+    f = stylized_facts(events, book, SPEC, lot=1.0, max_lag=100, n_boot=50)
+    rho = 2 * 0.8 - 1
+    for k in (1, 10, 100):
+        assert abs(f.estimates[f"sign_acf_lag{k}"] - rho**k) < 3 * f.sign_acf_se[k] + 1e-3, k
+    assert f.estimates["sign_acf_lag1"] == pytest.approx(0.6, abs=0.02)
+    assert f.estimates["interarrival_mean"] == pytest.approx(0.5, rel=0.03)
+    assert f.estimates["interarrival_cv"] == pytest.approx(1.0, rel=0.05)
+    lo, hi = np.percentile(f.draws["interarrival_mean"], [2.5, 97.5])
+    assert lo < 0.5 < hi
+
+
+@pytest.mark.parametrize(
+    ("ratio", "verdict"),
+    [(1.0, REPRODUCED), (0.8, REPRODUCED), (1.25, REPRODUCED), (0.79, NOT_REPRODUCED),
+     (1.26, NOT_REPRODUCED), (-0.5, NOT_REPRODUCED), (np.nan, NOT_MEASURED)],
+)  # fmt: skip
+def test_ratio_band(ratio, verdict):
+    assert ratio_verdict(ratio)[0] == verdict
+
+
+def test_ratio_gap_says_by_how_much():
+    assert "2.00x above" in ratio_verdict(2.5)[1]
+    assert "2.00x below" in ratio_verdict(0.4)[1]
+
+
+@pytest.mark.parametrize(
+    ("diff", "verdict"),
+    [(0.0, REPRODUCED), (0.1, REPRODUCED), (-0.1, REPRODUCED), (0.11, NOT_REPRODUCED),
+     (-0.65, NOT_REPRODUCED), (np.nan, NOT_MEASURED)],
+)  # fmt: skip
+def test_sign_acf_tolerance(diff, verdict):
+    assert difference_verdict(diff)[0] == verdict
+
+
+def test_fact_table_of_a_market_against_itself_and_against_faster_market_orders(tokyo):
+    a = tokyo["a"]
+    same = fact_table(a, a).set_index("fact")
+    assert list(fact_table(a, a).columns) == FACT_COLUMNS
+    ruled = same[same["statistic"] != "TV distance"]
+    ruled = ruled[ruled["statistic"] != "KS D"]
+    assert (ruled["verdict"].isin([REPRODUCED, NOT_MEASURED])).all()
+    assert same.loc["spread_tv", "value"] == 0.0 and same.loc["spread_tv", "verdict"] == REPORTED
+    for k in ("spread_mean", "queue_mean", "interarrival_mean", "volatility_1s"):
+        assert same.loc[k, "value"] == pytest.approx(1.0)
+        assert same.loc[k, "data_low"] < same.loc[k, "data"] < same.loc[k, "data_high"], k
+    other = fact_table(a, tokyo["doubled"]).set_index("fact")
+    # twice the market orders: half the time between them
+    assert 0.4 < other.loc["interarrival_mean", "value"] < 0.6
+    assert other.loc["interarrival_mean", "verdict"] == NOT_REPRODUCED
+    assert other.loc["interarrival_mean", "value_high"] < 0.8
+    assert "below the band" in other.loc["interarrival_mean", "gap"]
+    metrics = fact_metrics(other.reset_index())
+    assert metrics["calibration/facts/interarrival_mean/reproduced"] == 0.0
+    assert "calibration/facts/spread_tv/reproduced" not in metrics
+
+
+def test_data_and_model_replicates_are_independent_even_on_the_same_events():
+    # the same simulated events measured as "data" (bootstrap seed 0) and as "model" (the
+    # simulation's seed 0): equal estimates, but the ratio's interval must not collapse
+    events, book = simulate_events(TOKYO_CST, 300.0, 0)
+    data = stylized_facts(events, book, model_spec(TOKYO_CST), lot=TOKYO_CST.lot_size,
+                          levels=TOKYO_CST.n_levels, horizons=(1.0,), block_s=30.0,
+                          n_boot=100)  # fmt: skip
+    model = simulated_facts(TOKYO_CST, 300.0, 0, horizons=(1.0,), block_s=30.0, n_boot=100)
+    table = fact_table(data, model).set_index("fact")
+    for fact in ("spread_mean", "volatility_1s", "sign_acf_lag1", "interarrival_mean"):
+        row = table.loc[fact]
+        assert row["data"] == pytest.approx(row["model"]), fact
+        assert row["value_high"] - row["value_low"] > 1e-3, fact
