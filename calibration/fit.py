@@ -20,8 +20,10 @@ times and both files to MLflow through :class:`tracking.Tracker`.
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import sys
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -154,6 +156,29 @@ def write_outputs(cal: Calibration, out: Path) -> tuple[Path, Path]:
     return out, details
 
 
+def check_writable(path: Path, flag: str) -> None:
+    """``path`` can be written, before any work: not a folder, and it or its nearest existing
+    parent folder takes a new file (the probe file is removed).
+
+    :raises ValueError: one line naming ``flag``, the path and why.
+    """
+    if path.is_dir():
+        raise ValueError(f"{flag} {path}: is a folder, not a file")
+    existing = path.parent
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ValueError(f"{flag} {path}: cannot be created: {existing} is not a folder")
+    if path.exists() and not os.access(path, os.W_OK):
+        raise ValueError(f"{flag} {path}: the file is not writable")
+    try:
+        handle, probe = tempfile.mkstemp(prefix=".write-probe-", dir=existing)
+    except OSError as exc:
+        raise ValueError(f"{flag} {path}: cannot write in {existing}: {exc.strerror}") from None
+    os.close(handle)
+    os.unlink(probe)
+
+
 def track(
     cal: Calibration, files: Sequence[Path], experiment: str, tracking_uri: str | None
 ) -> str:
@@ -186,13 +211,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     console = Console()
+    from tracking import (
+        TrackingError,
+        check_tracking_uri,
+        resolve_tracking_uri,
+        validate_experiment_name,
+    )
+
+    try:  # where the results go, before any work
+        if args.out is not None:
+            check_writable(args.out, "--out")
+            check_writable(details_path(args.out), "--out")
+        if args.track:
+            validate_experiment_name(args.experiment)
+            check_tracking_uri(resolve_tracking_uri(args.tracking_uri))
+    except (ValueError, TrackingError) as exc:
+        console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        return 2
     columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console, transient=True) as bar:
         task = bar.add_task("loading data", total=len(FITS) + 1)
         try:
             md = load_market_data(args.data)
         except ValueError as exc:
-            console.print(f"[red]error:[/red] {exc}")
+            console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
             return 2
         bar.advance(task)
 

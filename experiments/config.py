@@ -8,6 +8,7 @@ equal to 0``.
 from __future__ import annotations
 
 import argparse
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -22,13 +23,17 @@ from envs.batched import BatchedMarketEnv
 from envs.lob.env import LOBMarketVectorEnv
 from envs.replay.config import ReplayMarketConfig
 from envs.replay.env import ReplayMarketVectorEnv
-from tracking import Tracker, ui_command
+from tracking import ExperimentNameError, Tracker, ui_command, validate_experiment_name
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 
 
 class ConfigError(ValueError):
     """A config that cannot be used; the message names the file and the key path."""
+
+
+_NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
+"""A number in scientific notation, which YAML 1.1 reads as a string when it has no dot."""
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
@@ -43,6 +48,8 @@ def parse_override(text: str) -> tuple[list[str], Any]:
         value = yaml.safe_load(raw) if raw.strip() else None
     except yaml.YAMLError as exc:
         raise ConfigError(f"--set {text!r}: value is not valid YAML: {exc}") from exc
+    if isinstance(value, str) and _NUMBER.fullmatch(value.strip()):
+        value = float(value)  # YAML reads 1e5 (no dot) as a string; a user means the number
     return path, value
 
 
@@ -291,8 +298,16 @@ def job_tracker(
     run name ``<job>-<config name>`` in the config's experiment and store, tagged with the seed,
     the config file and the job (plus ``tags``); ``run_id`` resumes that run.
 
-    :raises TrackingError: the tracking store cannot be reached (before any work starts).
+    :raises ConfigError: the experiment name (``tracking.experiment``, else ``name``) is not
+        allowed, e.g. ``../escaped``.
+    :raises TrackingError: the tracking store cannot be reached, or ``run_id`` cannot be resumed
+        (before any work starts).
     """
+    try:
+        validate_experiment_name(cfg.experiment_name)
+    except ExperimentNameError as exc:
+        field = "tracking.experiment" if cfg.tracking.experiment else "name"
+        raise ConfigError(f"{config_path}: {field}: {exc}") from None
     return Tracker(
         experiment=cfg.experiment_name,
         run_name=f"{job}-{cfg.name}",

@@ -69,7 +69,7 @@ from experiments.config import (
 from experiments.progress import progress as progress_bar
 from experiments.sac_model import SavedPolicy
 from experiments.seeding import seed_everything, stream_seed
-from tracking import TrackingError, download_artifacts, metric_history
+from tracking import TrackingError, download_artifacts, metric_history, require_run
 
 DEFAULT_CONFIG = "configs/demo.yaml"
 
@@ -184,9 +184,6 @@ many steps."""
 REPORT_EPISODES = 2000
 """Episodes per policy (the first ones, the same for every policy) behind the tear sheets and
 the Riskfolio risk table; the results table uses every episode."""
-RISK_PLOT_EPISODES = 500
-"""Episodes per policy behind Riskfolio's plots: the relativistic VaR / DaR they draw are conic
-solves whose fallback solver took 25-40 s per plot on 2,000 episodes."""
 
 
 def _sample(rng: np.random.Generator, n: int, size: int) -> np.ndarray:
@@ -240,13 +237,14 @@ def write_reports(cfg: ExperimentConfig, batches: dict[str, EpisodeBatch], direc
     :data:`REPORT_EPISODES` episodes: a QuantStats tear sheet of the episode returns, and
     Riskfolio risk measures (CVaR, EVaR, CDaR, drawdowns; Rockafellar & Uryasev 2000,
     Ahmadi-Javid 2012, Chekhlov, Uryasev & Zabarankin 2005) of the episodes' inventory PnL
-    (:func:`inventory_pnl_paths`) with their plots (first :data:`RISK_PLOT_EPISODES`
-    episodes). The seaborn figures come from the
-    per-step records. Mark-outs at :data:`MARKOUT_DECISIONS` decisions after each fill,
-    episodes laid end to end with a gap (a horizon past an episode's end uses its final mid).
+    (:func:`inventory_pnl_paths`) with their plots, in the same units. The seaborn figures
+    come from the per-step records. Mark-outs at :data:`MARKOUT_DECISIONS` decisions after
+    each fill, episodes laid end to end with a gap (a horizon past an episode's end uses its
+    final mid).
     """
     m = cfg.market
     capital = cfg.backtest.capital
+    units = "currency" if m.kind == "analytic" else "ticks x lots"
     d = Path(directory)
     d.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng([stream_seed(cfg.seed, "evaluation"), 1])  # quote sample
@@ -263,10 +261,10 @@ def write_reports(cfg: ExperimentConfig, batches: dict[str, EpisodeBatch], direc
             parameters={"capital": capital, "episodes": b.pnl[first].size},
         ))  # fmt: skip
         inventory_returns[label] = x = inventory_pnl_paths(b)[first] / capital
-        if np.ptp(x) > 0:  # Riskfolio's histogram fits a normal: no plot of a constant
-            scale = reports.plot_scale(x)
-            plotted = pd.Series(x[:RISK_PLOT_EPISODES])
-            risk_pngs += reports.risk_plots(plotted, d, label, scale=scale)
+        if np.ptp(x) > 0:  # no histogram of a constant
+            risk_pngs += reports.risk_plots(
+                pd.Series(x), d, label, capital=capital, cash_unit=units
+            )
         else:
             risk_pngs.append(f"{label}: inventory PnL {x[0] * capital:g} in every episode.")
     risk = reports.risk_table(pd.DataFrame(inventory_returns))
@@ -309,7 +307,6 @@ def write_reports(cfg: ExperimentConfig, batches: dict[str, EpisodeBatch], direc
     if any(np.isfinite(v).any() for v in marks.values()):
         pngs.append(reports.markouts_by_horizon(marks, horizons, d))
 
-    units = "currency" if m.kind == "analytic" else "ticks x lots"
     return reports.summary_page(
         d,
         {
@@ -319,8 +316,10 @@ def write_reports(cfg: ExperimentConfig, batches: dict[str, EpisodeBatch], direc
                 *sheets,
             ],
             "Risk of the inventory PnL (Riskfolio)": [
-                "Inventory PnL per episode, sum q_(t-1) (S_t - S_(t-1)), over the capital; "
-                "risk measures at 95% (losses positive, fractions of capital).",
+                "Inventory PnL per episode, sum q_(t-1) (S_t - S_(t-1)), over the capital "
+                f"({capital:g} {units} per episode): risk measures at 95% (losses positive) "
+                f"and figures in {reports.RISK_UNIT}, the cumulative return uncompounded (a "
+                "running sum: episodes are independent, nothing is reinvested).",
                 risk,
                 *risk_pngs,
             ],
@@ -408,8 +407,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cfg = load_config(args.config, args.overrides)
         tracker = job_tracker(cfg, args.config, "evaluate")
+        if args.run_id:  # before the run starts: a wrong id is one line, not a failed run
+            require_run(args.run_id, cfg.tracking.uri, artifact="model/sac_policy")
     except (ConfigError, TrackingError) as exc:
-        console.print(f"[red]error:[/red] {exc}", highlight=False)
+        console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
         return 2
     seed_everything(cfg.seed)
 

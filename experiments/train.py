@@ -67,6 +67,7 @@ from tracking import (
     PROJECT_ROOT,
     Tracker,
     TrackingError,
+    TrackingUnavailableError,
     download_artifacts,
     flatten_params,
     load_run,
@@ -77,7 +78,7 @@ DEFAULT_CHECKPOINT_ROOT = PROJECT_ROOT / "outputs" / "checkpoints"
 RESUMABLE_CHANGES = ("training.total_steps", "training.max_minutes", "training.checkpoint_",
                      "training.eval_paths", "evaluation.", "tracking.")  # fmt: skip
 """Config keys (prefixes) a resume may change; any other difference from the run is refused."""
-EXIT_CONFIG, EXIT_NUMERICS = 2, 3
+EXIT_CONFIG, EXIT_NUMERICS, EXIT_STORE_DOWN = 2, 3, 4
 
 
 class NumericsError(RuntimeError):
@@ -182,10 +183,15 @@ def train(
     """
     t = cfg.training
     stop = stop or StopSignals()
+    store_down: TrackingUnavailableError | None = None  # the store stopped answering
 
     def log_metrics(metrics: dict[str, float], step: int) -> None:
-        if step > logged_upto:
-            run.log_metrics(metrics, step=step)
+        nonlocal store_down
+        if step > logged_upto and store_down is None:
+            try:
+                run.log_metrics(metrics, step=step)
+            except TrackingUnavailableError as exc:  # checkpoint locally, then stop
+                store_down = exc
 
     n = t.num_envs
     env = make_vector_env(training_market(cfg), n, "same_step")
@@ -234,13 +240,17 @@ def train(
     last_checkpoint = time.perf_counter()  # of this process
 
     def save_checkpoint() -> None:
-        nonlocal last_checkpoint
+        nonlocal last_checkpoint, store_down
         loop.warmup_rng = dict(warmup_rng.bit_generator.state)
         loop.elapsed_s = elapsed_before + time.perf_counter() - start
         checkpoints.save(loop.env_steps, {"replay": replay.state_dict(),
                                           "env": env.state_dict(), "loop": loop})  # fmt: skip
-        checkpoints.publish(loop.env_steps, run)
         last_checkpoint = time.perf_counter()
+        if store_down is None:
+            try:
+                checkpoints.publish(loop.env_steps, run)
+            except TrackingUnavailableError as exc:
+                store_down = exc
 
     # One compiled featurizer: eager TF ops cost ~1 ms per call at this size.
     raw_features = tf.function(pipeline.raw, input_signature=[pipeline.input_spec])
@@ -343,7 +353,7 @@ def train(
         elif time.perf_counter() - last_checkpoint > 60 * t.checkpoint_minutes:
             save_checkpoint()
         bar.update(n)
-        if stop.received is not None:
+        if stop.received is not None or store_down is not None:
             break
         if deadline is not None and time.perf_counter() > deadline:
             console.print(f"max_minutes reached at {loop.env_steps:,} transitions")
@@ -351,6 +361,8 @@ def train(
     bar.close()
 
     save_checkpoint()
+    if store_down is not None:
+        raise store_down  # after the local checkpoint; run_training says how to resume
     if stop.received is not None:
         name = signal.Signals(stop.received).name
         console.print(f"{name}: stopped at {loop.env_steps:,} transitions with a checkpoint; "
@@ -426,8 +438,9 @@ def run_training(
 ) -> tuple[int, str | None]:
     """Train from a config file (``resume``: continue that run). Returns (exit code, run id).
 
-    Exit codes: 0 done, 2 a config or store error (before any work), 3 a NaN loss, 128 + the
-    signal's number when SIGINT (130) or SIGTERM (143) stopped it with a checkpoint.
+    Exit codes: 0 done, 2 a config or store error (before any work), 3 a NaN loss, 4 the store
+    stopped answering (checkpointed locally), 128 + the signal's number when SIGINT (130) or
+    SIGTERM (143) stopped it with a checkpoint.
     """
     console = Console(stderr=True, soft_wrap=True)
     try:
@@ -449,6 +462,7 @@ def run_training(
         with StopSignals() as stop, tracker as run:
             run_id = run.run_id
             command = resume_command(config, overrides, run.run_id)
+            run.resume_command = command  # named by the tracker's error if the store goes down
             console.print(f"run {run.run_id}; if it is interrupted, resume with:\n  {command}",
                           highlight=False)  # fmt: skip
             if not resume:
@@ -463,6 +477,12 @@ def run_training(
                 return EXIT_NUMERICS, run.run_id
     except Interrupted as exc:  # the run is marked KILLED, its checkpoint logged
         return 128 + exc.signum, run_id
+    except TrackingUnavailableError as exc:  # the run stays RUNNING in the store
+        console.print(f"[red]error:[/red] {exc}\nThe checkpoint is kept in "
+                      f"{checkpoint_root(cfg) / str(run_id)}; once the store answers, resume "
+                      f"with:\n  {resume_command(config, overrides, str(run_id))}",
+                      highlight=False)  # fmt: skip
+        return EXIT_STORE_DOWN, run_id
 
 
 def main(argv: list[str] | None = None) -> int:

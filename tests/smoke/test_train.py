@@ -270,3 +270,33 @@ def test_exploring_starts_on_a_market_without_them_fail_before_a_run_starts(tmp_
     )
     assert (code, run_id) == (2, None)
     assert not (tmp_path / "mlflow.db").exists()
+
+
+def test_a_store_that_stops_answering_ends_training_with_a_local_checkpoint(
+    tmp_path, monkeypatch, capsys
+):
+    import tracking.store as store
+    from experiments.train import run_training
+
+    logged = store.Tracker.log_metrics
+    calls = 0
+
+    def dies_after_a_few(self, metrics, step=0):  # the server goes down mid-run
+        nonlocal calls
+        calls += 1
+        if calls > 5:
+            raise store.TrackingUnavailableError(
+                "the store stopped answering", tracking_uri="http://127.0.0.1:1",
+                action="log_metrics", run_id=self.run_id,
+            )  # fmt: skip
+        return logged(self, metrics, step)
+
+    monkeypatch.setattr(store.Tracker, "log_metrics", dies_after_a_few)
+    sets = [*TINY, f"tracking.uri=sqlite:///{tmp_path}/mlflow.db",
+            f"training.checkpoint_dir={tmp_path}/ckpt"]  # fmt: skip
+    code, run_id = run_training("configs/cj_sac.yaml", sets)
+    assert code == 4 and run_id is not None
+    err = " ".join(capsys.readouterr().err.split())
+    assert "the store stopped answering" in err and f"--resume {run_id}" in err
+    states = [int(p.stem.split("-")[1]) for p in (tmp_path / "ckpt" / run_id).glob("state-*.pkl")]
+    assert states and 0 < max(states) < 3200  # checkpointed where it stopped, not at the end
