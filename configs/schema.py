@@ -23,9 +23,10 @@ from envs.replay.config import ReplayMarketConfig
 
 
 class StrictModel(BaseModel):
-    """Base of every config model: unknown keys are errors."""
+    """Base of every config model: unknown keys are errors, and every float is finite (NaN and
+    infinity are refused; a field that means "none" says so with None)."""
 
-    model_config = ConfigDict(extra="forbid", validate_default=True)
+    model_config = ConfigDict(extra="forbid", validate_default=True, allow_inf_nan=False)
 
 
 # ----------------------------------------------------------------------------- markets
@@ -42,8 +43,8 @@ class AnalyticMarketConfig(StrictModel):
     kind: Literal["analytic"] = "analytic"
     T: float = Field(1.0, gt=0, description="Horizon, in the market's time unit.")
     n_steps: int = Field(200, ge=1, description="Decisions per episode; dt = T / n_steps.")
-    s0: float = Field(100.0, description="Initial mid price (price units).")
-    sigma: float = Field(2.0, ge=0, description="Mid volatility (price units per sqrt(time)).")
+    s0: float = Field(100.0, gt=0, description="Initial mid price (price units).")
+    sigma: float = Field(2.0, gt=0, description="Mid volatility (price units per sqrt(time)).")
     drift: float = Field(0.0, description="Mid drift (price units per time unit).")
     increments: Literal["gaussian", "binary"] = Field(
         "gaussian",

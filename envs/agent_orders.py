@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 class AgentOrdersConfig(BaseModel):
     """The agent's side of an order-book market (unknown keys are errors)."""
 
-    model_config = ConfigDict(extra="forbid", validate_default=True)
+    model_config = ConfigDict(extra="forbid", validate_default=True, allow_inf_nan=False)
 
     order_size: int = Field(1, ge=1, description="Size of each of the agent's quotes (lots).")
     depth_min: float = Field(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -52,7 +53,7 @@ def test_unknown_key_is_reported_with_file_and_path(tmp_path):
 
 def test_out_of_range_value_is_reported_with_its_path_and_value(tmp_path):
     path = write(tmp_path, MINIMAL + "market:\n  sigma: -2\n")
-    with pytest.raises(ConfigError, match=r"(?s)market\.sigma: .*greater than or equal to 0.*-2"):
+    with pytest.raises(ConfigError, match=r"(?s)market\.sigma: .*greater than 0.*-2"):
         load_config(path)
 
 
@@ -126,3 +127,34 @@ def test_override_sets_exactly_the_addressed_leaf(path, value):
     assert node == value
     if path[0] != "other":
         assert data["other"] == {"x": 1}
+
+
+@pytest.mark.parametrize(
+    ("override", "key"),
+    [
+        ("market.s0=.nan", "market.s0"),
+        ("market.sigma=.inf", "market.sigma"),
+        ("market.T=.inf", "market.T"),
+        ("market.sigma=0", "market.sigma"),
+        ("market.A=.inf", "market.A"),
+        ("market.A=-.inf", "market.A"),
+        ("policies.0.gamma=.nan", "policies.0.gamma"),
+    ],
+)
+def test_nan_inf_and_senseless_zeros_are_refused_naming_the_key(tmp_path, override, key):
+    path = write(tmp_path, MINIMAL)
+    with pytest.raises(ConfigError, match=f"(?s){re.escape(str(path))}.*{re.escape(key)}"):
+        load_config(path, [override])
+
+
+def test_order_book_floats_are_finite_too(tmp_path):
+    path = write(tmp_path, "name: t\nmarket:\n  kind: lob\n  maker_fee_bps: .nan\n")
+    with pytest.raises(ConfigError, match=r"market\.maker_fee_bps: .*finite"):
+        load_config(path)
+
+
+@pytest.mark.parametrize("text", ["1e5", "1E5", "+1e5", "100000"])
+def test_scientific_notation_is_a_number(tmp_path, text):
+    path = write(tmp_path, MINIMAL)
+    cfg = load_config(path, [f"evaluation.n_paths={text}"])
+    assert cfg.evaluation.n_paths == 100_000
