@@ -23,7 +23,13 @@ from envs.batched import BatchedMarketEnv
 from envs.lob.env import LOBMarketVectorEnv
 from envs.replay.config import ReplayMarketConfig
 from envs.replay.env import ReplayMarketVectorEnv
-from tracking import ExperimentNameError, Tracker, ui_command, validate_experiment_name
+from tracking import (
+    ExperimentNameError,
+    Tracker,
+    flatten_params,
+    ui_command,
+    validate_experiment_name,
+)
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 
@@ -316,6 +322,22 @@ def job_tracker(
         | dict(tags or {}),
         run_id=run_id,
     )
+
+
+def config_differences(
+    cfg: ExperimentConfig, logged: Mapping[str, str], prefixes: tuple[str, ...] = ("",),
+    ignore: tuple[str, ...] = (),
+) -> list[str]:
+    """The keys under ``prefixes`` where ``cfg`` differs from a run's logged params (``logged``,
+    the flattened config the run logged), each as ``key: run 'x', config 'y'``; keys starting
+    with one of ``ignore`` are left out."""
+    current = flatten_params(cfg.model_dump(mode="json"))
+    keys = sorted(
+        k for k in set(current) | set(logged)
+        if k.startswith(prefixes) and not k.startswith(ignore or ("\0",))
+        and current.get(k) != logged.get(k)
+    )  # fmt: skip
+    return [f"{k}: run {logged.get(k, '-')!r}, config {current.get(k, '-')!r}" for k in keys]
 
 
 def print_ui_command(console: Any, tracking_uri: str | None) -> None:

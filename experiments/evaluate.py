@@ -60,6 +60,7 @@ from experiments.backtest import session_record
 from experiments.config import (
     ConfigError,
     add_config_arguments,
+    config_differences,
     job_tracker,
     load_config,
     make_vector_env,
@@ -69,7 +70,13 @@ from experiments.config import (
 from experiments.progress import progress as progress_bar
 from experiments.sac_model import SavedPolicy
 from experiments.seeding import seed_everything, stream_seed
-from tracking import TrackingError, download_artifacts, metric_history, require_run
+from tracking import (
+    TrackingError,
+    download_artifacts,
+    load_run,
+    metric_history,
+    require_run,
+)
 
 DEFAULT_CONFIG = "configs/demo.yaml"
 
@@ -132,6 +139,21 @@ class QueueObserver(Policy):
             self.resting.append(o[:, :, 1] > 0)
             self.ahead.append(o[:, :, 2].copy())
         return self.policy.act(observation)
+
+
+def check_same_market(run_id: str, cfg: ExperimentConfig) -> None:
+    """Refuse to score a policy in a market other than the one it was trained in.
+
+    :raises ConfigError: naming each ``market.*`` key in which the config differs from the
+        training run's (``--any-market`` evaluates it anyway).
+    """
+    changed = config_differences(cfg, load_run(run_id, cfg.tracking.uri).params, ("market.",))
+    if changed:
+        raise ConfigError(
+            f"--run-id {run_id}: the policy was trained in another market ({len(changed)} "
+            f"key(s) differ: {'; '.join(changed[:8])}); use that run's config, or --any-market "
+            "to evaluate it here anyway"
+        )
 
 
 def load_sac_policy(run_id: str, cfg: ExperimentConfig, workdir: Path) -> Policy:
@@ -395,6 +417,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_config_arguments(parser, default=DEFAULT_CONFIG)
     parser.add_argument("--run-id", help="also evaluate the SAC policy of this training run")
+    parser.add_argument(
+        "--any-market",
+        action="store_true",
+        help="evaluate the --run-id policy even in a market that differs from its training's",
+    )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.add_argument(
         "--no-reports",
@@ -409,6 +436,8 @@ def main(argv: list[str] | None = None) -> int:
         tracker = job_tracker(cfg, args.config, "evaluate")
         if args.run_id:  # before the run starts: a wrong id is one line, not a failed run
             require_run(args.run_id, cfg.tracking.uri, artifact="model/sac_policy")
+            if not args.any_market:
+                check_same_market(args.run_id, cfg)
     except (ConfigError, TrackingError) as exc:
         console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
         return 2

@@ -54,6 +54,7 @@ from experiments.checkpoints import (
 from experiments.config import (
     ConfigError,
     add_config_arguments,
+    config_differences,
     job_tracker,
     load_config,
     make_vector_env,
@@ -69,7 +70,6 @@ from tracking import (
     TrackingError,
     TrackingUnavailableError,
     download_artifacts,
-    flatten_params,
     load_run,
     metric_history,
 )
@@ -406,17 +406,10 @@ def resume_preflight(cfg: ExperimentConfig, run_id: str) -> int:
     if record.tags.get("mmrl.job") != "train":
         raise ConfigError(f"--resume {run_id}: not a training run (job "
                           f"{record.tags.get('mmrl.job', 'unknown')!r})")  # fmt: skip
-    current = flatten_params(cfg.model_dump(mode="json"))
-    changed = sorted(
-        key for key in set(current) | set(record.params)
-        if current.get(key) != record.params.get(key)
-        and not key.startswith(RESUMABLE_CHANGES)
-    )  # fmt: skip
+    changed = config_differences(cfg, record.params, ignore=RESUMABLE_CHANGES)
     if changed:
-        shown = "; ".join(f"{k}: run {record.params.get(k, '-')!r}, config {current.get(k, '-')!r}"
-                          for k in changed[:8])  # fmt: skip
         raise ConfigError(f"--resume {run_id}: the config differs from the run's in "
-                          f"{len(changed)} key(s): {shown}")  # fmt: skip
+                          f"{len(changed)} key(s): {'; '.join(changed[:8])}")  # fmt: skip
     ckpt_dir = checkpoint_root(cfg) / run_id
     if not any(ckpt_dir.glob("state-*.pkl")):  # another machine: the checkpoint in the store
         staging = ckpt_dir / ".published"

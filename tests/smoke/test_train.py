@@ -300,3 +300,14 @@ def test_a_store_that_stops_answering_ends_training_with_a_local_checkpoint(
     assert "the store stopped answering" in err and f"--resume {run_id}" in err
     states = [int(p.stem.split("-")[1]) for p in (tmp_path / "ckpt" / run_id).glob("state-*.pkl")]
     assert states and 0 < max(states) < 3200  # checkpointed where it stopped, not at the end
+
+
+def test_evaluate_refuses_a_policy_trained_in_another_market(trained, capsys):
+    from experiments.evaluate import main
+
+    _, run_id = only_run(trained)
+    args = ["--config", "configs/demo.yaml", "--run-id", run_id, "--no-reports", "--no-progress",
+            "--set", f"tracking.uri=sqlite:///{trained}/mlflow.db"]  # fmt: skip
+    assert main(args) == 2
+    out = " ".join(capsys.readouterr().out.split())
+    assert "trained in another market" in out and "market.sigma: run '0.1', config '2.0'" in out
