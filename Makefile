@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-requirements
 
-.PHONY: demo test test-all lint bench reproduce ui clean-runs .chromium
+.PHONY: demo test test-all lint bench reproduce ui tracking-server clean-runs .chromium
 
 # Create the virtual environment when missing and install the pinned requirements
 # (again whenever requirements.txt changes).
@@ -52,3 +52,12 @@ reproduce: $(STAMP)
 ## ui: browse every run in the MLflow UI (project store)
 ui: $(STAMP)
 	$(VENV)/bin/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db --port 5000
+
+## tracking-server: a shared MLflow server on PostgreSQL with proxied artifacts (Ctrl-C stops it)
+## make tracking-server TRACKING_DIR=/srv/mmrl-tracking [TRACKING_PORT=5000] [TRACKING_HOST=0.0.0.0]
+TRACKING_DIR  ?= /var/tmp/mmrl-tracking
+TRACKING_PORT ?=
+TRACKING_HOST ?= 127.0.0.1
+tracking-server: $(STAMP)
+	$(PY) -m tracking.server --dir $(TRACKING_DIR) --host $(TRACKING_HOST) \
+		$(if $(TRACKING_PORT),--port $(TRACKING_PORT))

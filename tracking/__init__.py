@@ -5,6 +5,7 @@ See docs/architecture.md#tracking.
 ``import tracking`` is cheap; MLflow is imported on first use.
 """
 
+from tracking.server import TrackingServer, TrackingServerError
 from tracking.store import (
     DEFAULT_ARTIFACT_ROOT,
     HTTP_BACKOFF_FACTOR,
@@ -45,6 +46,8 @@ __all__ = [
     "RunRecord",
     "Tracker",
     "TrackingError",
+    "TrackingServer",
+    "TrackingServerError",
     "TrackingUnavailableError",
     "TrackingUsageError",
     "check_tracking_uri",
