@@ -1,4 +1,4 @@
-"""Typed configuration of the historical replay market (``kind: replay``, DESIGN.md section 4)."""
+"""Typed configuration of the historical replay (``kind: replay``, docs/markets.md#replay)."""
 
 from __future__ import annotations
 
@@ -6,9 +6,10 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from envs.agent_orders import AgentOrdersConfig
+from envs.exchange.models import QUEUE_MODELS, check_name
 
 DEFAULT_SAMPLE = "lobster/AAPL_first49s_L10/AAPL_2012-06-21_34200000_57600000_message_10.csv"
 """The tape used when no path is given: the tiny AAPL fixture of the shared data folder."""
@@ -73,13 +74,19 @@ class ReplayMarketConfig(AgentOrdersConfig):
     q_max: int = Field(
         100, ge=1, description="Maximum |inventory| (lots); quotes that could pass it are not sent."
     )
-    queue_model: Literal["exact", "risk_averse", "prob", "prob_log"] = Field(
+    queue_model: str = Field(
         "exact",
-        description="Queue ahead of the agent: exact (LOBSTER order ids: the orders resting at "
+        description="Queue ahead of the agent (envs.exchange.models.QUEUE_MODELS): exact "
+        "(LOBSTER order ids: the orders resting at "
         "entry are ahead, their cancels and executions advance the agent), risk_averse (only "
         "trades advance it), prob (a decrease is ahead with probability "
         "f(ahead)/(f(ahead)+f(behind)), f = x^queue_power) or prob_log (f = log(1+x)).",
     )
+
+    @field_validator("queue_model")
+    @classmethod
+    def _queue_model(cls, name: str) -> str:
+        return check_name(QUEUE_MODELS, "queue_model", name, "replay")
 
     @model_validator(mode="after")
     def _check(self) -> ReplayMarketConfig:

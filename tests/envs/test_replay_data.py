@@ -11,8 +11,8 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 
 import envs
+from envs.exchange.layout import F_CASH, I_INV
 from envs.replay.config import shared_data_dir
-from envs.replay.core import F_CASH, I_INV
 from envs.replay.env import ReplayMarketEnv, ReplayMarketVectorEnv
 
 pytestmark = pytest.mark.data
