@@ -15,10 +15,19 @@ from __future__ import annotations
 import math
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    field_validator,
+    model_validator,
+)
 
 from calibration.params import TOKYO_CST, MarketParams
 from envs.agent_orders import AgentOrdersConfig
+from envs.exchange.models import QUEUE_MODELS, check_name
 from envs.replay.config import ReplayMarketConfig
 
 
@@ -127,18 +136,24 @@ class LOBMarketConfig(AgentOrdersConfig):
     initial_price: int = Field(
         10_000, ge=100, description="Best bid at reset (ticks); the best ask is one tick above."
     )
-    queue_model: Literal["risk_averse", "prob", "prob_log", "uniform", "exact"] = Field(
+    queue_model: str = Field(
         "exact",
-        description="Share of others' cancellations ahead of the agent: never (risk_averse), with "
-        "probability f(ahead)/(f(ahead)+f(behind)), f = x^queue_power (prob) or log(1+x) "
-        "(prob_log), or a uniform pick over the queue (uniform), which is the exact law of this "
-        "model, where every resting lot is cancelled at the same rate (exact: the same here).",
+        description="Share of others' cancellations ahead of the agent "
+        "(envs.exchange.models.QUEUE_MODELS): never (risk_averse), with probability "
+        "f(ahead)/(f(ahead)+f(behind)), f = x^queue_power (prob) or log(1+x) (prob_log), or a "
+        "uniform pick over the queue (uniform), which is the exact law of this model, where "
+        "every resting lot is cancelled at the same rate (exact: the same here).",
     )
     stress: StressScenario | None = Field(
         None,
         description="Stress scenario acting inside its time window (configs/stress/); None: "
         "the unstressed market.",
     )
+
+    @field_validator("queue_model")
+    @classmethod
+    def _queue_model(cls, name: str) -> str:
+        return check_name(QUEUE_MODELS, "queue_model", name, "lob")
 
     @model_validator(mode="after")
     def _check(self) -> LOBMarketConfig:

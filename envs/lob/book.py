@@ -30,27 +30,24 @@ Layout (per market ``m``; named indices below; units):
   the opposite best: ``side = BID`` at price ``ask_px - i``, ``side = ASK`` at ``bid_px + i``.
   The window moves with the quotes (arrays are shifted when a best price changes); volume that
   drifts beyond ``L`` is dropped (counted in ``I_DROPPED``), levels that enter it start empty.
-- ``ist[m, I_*]`` int64: best prices ``I_ASK_PX``, ``I_BID_PX`` (ticks; they include the agent's
-  orders; a side with no volume in the window has its best at distance ``L``), the agent's order
-  per side (price, remaining lots, lots ahead in the queue, lots ahead at entry), its inventory
-  (lots) and event counters (lots) used by the conservation checks.
-- ``fst[m, F_*]`` float64: time, cash (currency), fees paid (currency), running peak value, the
-  entry time of each agent order (time units).
-- ``rng[m, :]`` uint64: the market's own xoshiro256** state (Blackman & Vigna 2021), seeded from
-  ``SeedSequence.spawn``. A generator per market, advanced inside the kernel, keeps each market's
-  path independent of ``N``, of the iteration order and of threads (``prange``); a numpy
-  ``Generator`` argument would be one stream shared by all markets, and pre-drawn uniforms need a
-  count that is not known in advance.
+- ``ist[m, I_*]`` int64: the agent's columns first (its order per side: price, remaining lots,
+  lots ahead in the queue, lots ahead at entry; its inventory; :mod:`envs.exchange.layout`),
+  then the book's: best prices ``I_ASK_PX``, ``I_BID_PX`` (ticks; they include the agent's
+  orders; a side with no volume in the window has its best at distance ``L``) and event counters
+  (lots) used by the conservation checks.
+- ``fst[m, F_*]`` float64: the agent's columns (time, cash, fees paid, running peak value, the
+  entry time of each agent order; :mod:`envs.exchange.layout`).
+- ``rng[m, :]`` uint64: the market's own xoshiro256** state (:mod:`envs.exchange.rng`).
+- ``p`` float64: the exchange's parameters first (``X_*``: tick and lot, fees, queue model),
+  then the order flow's (``P_*``).
 
-The agent's orders (DESIGN.md section 4) live here too, because the market's events fill them:
-FIFO at their price (a market order consumes the queue ahead, then the agent, then the rest), and
-a queue model decides how much of a cancellation by others was ahead of the agent:
-``QUEUE_RISK_AVERSE`` (never ahead while there is volume behind), ``QUEUE_PROB`` with
-``f(x) = x^n`` and ``QUEUE_PROB_LOG`` with ``f(x) = log(1 + x)`` (ahead with probability
-``f(ahead) / (f(ahead) + f(behind))``, as in hftbacktest's ``ProbQueueModel``), and
-``QUEUE_EXACT``: the cancelled lots' position is known. In this synthetic market each resting unit
-order is cancelled at the same rate, so the cancelled one is uniform over the queue: exactly
-``QUEUE_PROB`` with ``n = 1``; a replay with order ids calls :func:`cancel_ahead_exact` instead.
+The agent's resting orders are part of this book, because the market's events fill them: FIFO at
+their price (a market order consumes the queue ahead, then the agent, then the rest); the queue
+model (docs/exchange.md#queue-models, :func:`envs.exchange.queue.ahead_first`) decides how much
+of a cancellation by others was ahead of the agent, and the fills are settled by the exchange
+layer (:func:`envs.exchange.orders.passive_fill`). In this synthetic market each resting unit
+order is cancelled at the same rate, so the cancelled one is uniform over the queue: ``exact``
+here is ``prob`` with ``n = 1``.
 """
 
 from __future__ import annotations
@@ -58,57 +55,91 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from envs.exchange.layout import (
+    ASK,
+    BID,
+    F_CASH,
+    F_FEES,
+    F_PEAK,
+    F_T0,
+    F_TIME,
+    FILL_AHEAD0,
+    FILL_FEE,
+    FILL_PRICE,
+    FILL_SIDE,
+    FILL_SIZE,
+    FILL_TAKER,
+    FILL_TIME,
+    FILL_WAITED,
+    I_AHEAD,
+    I_AHEAD0,
+    I_APX,
+    I_AREM,
+    I_INV,
+    I_MAKER,
+    I_TAKER,
+    N_FILL_COLS,
+    N_OWN_F,
+    N_OWN_I,
+    N_XPARAMS,
+    X_LEVELS,
+    X_LOT,
+    X_MAKER_BPS,
+    X_QUEUE,
+    X_QUEUE_POWER,
+    X_TAKER_BPS,
+    X_TICK,
+)
+from envs.exchange.orders import passive_fill, record_fill
+from envs.exchange.queue import (
+    QUEUE_EXACT,
+    QUEUE_PROB,
+    QUEUE_PROB_LOG,
+    QUEUE_RISK_AVERSE,
+    cancel_from_ahead,
+)
+from envs.exchange.rng import exponential, next_u64, seed_states, uniform
 from envs.kernel_cache import renamed
 
-BID, ASK = 0, 1
+__all__ = [  # noqa: RUF022 - the agent's names this module re-exports for the book's users
+    "F_CASH", "F_FEES", "F_PEAK", "F_T0", "FILL_AHEAD0", "FILL_FEE", "FILL_PRICE", "FILL_SIDE",
+    "FILL_SIZE", "FILL_TAKER", "FILL_TIME", "FILL_WAITED", "I_AHEAD0", "I_INV", "N_FILL_COLS",
+    "QUEUE_EXACT", "QUEUE_PROB", "QUEUE_PROB_LOG", "QUEUE_RISK_AVERSE", "X_TAKER_BPS",
+    "next_u64", "record_fill", "seed_states",
+]  # fmt: skip
 
-# ---- ist columns (int64)
-I_ASK_PX, I_BID_PX = 0, 1
-I_APX = 2  # + side: agent order price (ticks)
-I_AREM = 4  # + side: agent order remaining lots (0 = no order)
-I_AHEAD = 6  # + side: lots ahead of the agent's order
-I_AHEAD0 = 8  # + side: lots ahead at entry
-I_INV = 10  # agent inventory (lots)
-I_EVENTS = 11  # market events simulated
-I_ADDED = 12  # lots added by others' limit orders
-I_CANCELLED = 13  # lots cancelled by others
-I_DROPPED = 14  # lots dropped at the window's edge
-I_MKT_EXEC = 15  # lots executed by others' market orders
-I_PASSIVE_OTHERS = 16  # others' resting lots consumed by trades
-I_AGENT_MAKER = 17  # lots the agent traded passively
-I_AGENT_TAKER = 18  # lots the agent traded aggressively
-I_MID_MOVES = 19  # changes of the book's mid (queue-reactive: also of the reference price)
-I_REF = 20  # queue-reactive: price of Q_{+1} (ticks); p_ref is half a tick below
-I_QR_K = 21  # queue-reactive: queues per side (0 for CST: fix_best's fallback is then L)
-I_N_TRADES = 22  # market-order trades written to the trade ring so far
-N_ISTATE = 23
+# ---- ist columns (int64): the agent's (envs.exchange.layout), then the book's
+I_AGENT_MAKER = I_MAKER  # lots the agent traded passively
+I_AGENT_TAKER = I_TAKER  # lots the agent traded aggressively
+(I_ASK_PX, I_BID_PX, I_EVENTS, I_ADDED, I_CANCELLED, I_DROPPED, I_MKT_EXEC, I_PASSIVE_OTHERS,
+ I_MID_MOVES, I_REF, I_QR_K, I_N_TRADES) = range(N_OWN_I, N_OWN_I + 12)  # fmt: skip
+# I_ASK_PX, I_BID_PX: best prices (ticks); I_EVENTS: market events simulated; I_ADDED,
+# I_CANCELLED: lots added / cancelled by others; I_DROPPED: lots dropped at the window's edge;
+# I_MKT_EXEC: lots executed by others' market orders; I_PASSIVE_OTHERS: others' resting lots
+# consumed by trades; I_MID_MOVES: changes of the book's mid (queue-reactive: also of the
+# reference price); I_REF: queue-reactive price of Q_{+1} (ticks; p_ref is half a tick below);
+# I_QR_K: queue-reactive queues per side (0 for CST: fix_best's fallback is then L);
+# I_N_TRADES: market-order trades written to the trade ring so far
+N_ISTATE = N_OWN_I + 12
 
 # ---- trade ring columns (float64): the market's last trades, one row per price level reached
 TRADE_TIME, TRADE_PRICE, TRADE_SIGNED_SIZE = 0, 1, 2  # time units, ticks, lots (+ buy, - sell)
 N_TRADE_COLS = 3
 
-# ---- fst columns (float64)
-F_TIME, F_CASH, F_FEES, F_PEAK = 0, 1, 2, 3
-F_T0 = 4  # + side: entry time of the agent's order
-N_FSTATE = 6
-
-# ---- fill log columns (float64), one row per agent fill
-(FILL_TIME, FILL_PRICE, FILL_SIZE, FILL_SIDE, FILL_TAKER, FILL_FEE, FILL_AHEAD0,
- FILL_WAITED) = range(8)  # fmt: skip
-N_FILL_COLS = 8
-
-# ---- queue models
-QUEUE_RISK_AVERSE, QUEUE_PROB, QUEUE_PROB_LOG, QUEUE_EXACT = 0, 1, 2, 3
+# ---- fst columns (float64): the agent's (envs.exchange.layout)
+N_FSTATE = N_OWN_F
 
 # ---- size distributions
 SIZE_UNIT, SIZE_GEOMETRIC, SIZE_DISCRETE = 0, 1, 2
 
-# ---- parameter vector (float64)
-P_L, P_MU, P_SIZE_KIND, P_SIZE_LOGQ, P_MEAN_SIZE, P_N_SIZES = 0, 1, 2, 3, 4, 5
-P_QUEUE_MODEL, P_QUEUE_POWER, P_MAKER_BPS, P_TAKER_BPS, P_TICK, P_LOT = 6, 7, 8, 9, 10, 11
-P_LAMBDA_SUM = 12
-P_MODEL, P_QR_K, P_QR_MAXQ = 13, 14, 15  # order flow; queue-reactive queues and max size
-P_LAMBDA = 16  # 64 entries: lambda(1..L)
+# ---- parameter vector (float64): the exchange's (X_*, envs.exchange.layout), then the book's
+P_L = X_LEVELS
+P_QUEUE_MODEL, P_QUEUE_POWER = X_QUEUE, X_QUEUE_POWER
+P_MAKER_BPS, P_TAKER_BPS, P_TICK, P_LOT = X_MAKER_BPS, X_TAKER_BPS, X_TICK, X_LOT
+(P_MU, P_SIZE_KIND, P_SIZE_LOGQ, P_MEAN_SIZE, P_N_SIZES, P_LAMBDA_SUM, P_MODEL, P_QR_K,
+ P_QR_MAXQ) = range(N_XPARAMS, N_XPARAMS + 9)  # fmt: skip
+# P_MODEL: order flow; P_QR_K, P_QR_MAXQ: queue-reactive queues and max size
+P_LAMBDA = N_XPARAMS + 9  # 64 entries: lambda(1..L)
 P_THETA = P_LAMBDA + 64  # 64 entries: theta(1..L)
 P_SIZE_CDF = P_THETA + 64  # 32 entries: P(size <= j), j = 1..
 # multipliers of the order flow (1 in the calibrated market; a stress scenario changes them):
@@ -154,53 +185,6 @@ def no_event_log(n: int) -> tuple[np.ndarray, np.ndarray]:
 def no_trade_ring(n: int) -> np.ndarray:
     """An empty trade ring for ``n`` markets (``advance`` then keeps no trades)."""
     return np.zeros((n, 0, N_TRADE_COLS))
-
-
-_INV_2_53 = 1.0 / 9007199254740992.0
-
-
-# --------------------------------------------------------------------------------------
-# Random numbers: xoshiro256** (Blackman & Vigna, ACM TOMS 47(4), 2021), one state per market.
-
-
-@numba.njit(inline="always", cache=True)
-def _rotl(x, k):
-    return (x << np.uint64(k)) | (x >> np.uint64(64 - k))
-
-
-@numba.njit(inline="always", cache=True)
-def next_u64(rng, m):
-    s0, s1, s2, s3 = rng[m, 0], rng[m, 1], rng[m, 2], rng[m, 3]
-    result = _rotl(s1 * np.uint64(5), 7) * np.uint64(9)
-    t = s1 << np.uint64(17)
-    s2 ^= s0
-    s3 ^= s1
-    s1 ^= s2
-    s0 ^= s3
-    s2 ^= t
-    s3 = _rotl(s3, 45)
-    rng[m, 0], rng[m, 1], rng[m, 2], rng[m, 3] = s0, s1, s2, s3
-    return result
-
-
-@numba.njit(inline="always", cache=True)
-def uniform(rng, m):
-    """A uniform double on [0, 1) (53 random bits)."""
-    return np.float64(next_u64(rng, m) >> np.uint64(11)) * _INV_2_53
-
-
-@numba.njit(inline="always", cache=True)
-def exponential(rng, m):
-    """A standard exponential by inversion."""
-    return -np.log1p(-uniform(rng, m))
-
-
-def seed_states(seed: int | np.random.SeedSequence | None, n: int) -> np.ndarray:
-    """``(n, 4)`` uint64 xoshiro states, one per market, from ``SeedSequence(seed).spawn(n)``."""
-    ss = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
-    states = np.stack([child.generate_state(4, np.uint64) for child in ss.spawn(n)])
-    states[np.all(states == 0, axis=1), 0] = 1  # the all-zero state is xoshiro's fixed point
-    return states
 
 
 @numba.njit(inline="always", cache=True)
@@ -342,62 +326,6 @@ def improve_best(book, ist, m, side, i, L):
 
 
 @numba.njit(cache=True)
-def record_fill(fills, nfill, m, t, px, size, side, taker, fee, ahead0, waited):
-    """Append an agent fill to market ``m``'s log (kept if the log has room; always counted)."""
-    k = nfill[m]
-    if k < fills.shape[1]:
-        fills[m, k, FILL_TIME] = t
-        fills[m, k, FILL_PRICE] = px
-        fills[m, k, FILL_SIZE] = size
-        fills[m, k, FILL_SIDE] = 1.0 if side == BID else -1.0
-        fills[m, k, FILL_TAKER] = taker
-        fills[m, k, FILL_FEE] = fee
-        fills[m, k, FILL_AHEAD0] = ahead0
-        fills[m, k, FILL_WAITED] = waited
-    nfill[m] = k + 1
-
-
-@numba.njit(cache=True)
-def settle(ist, fst, p, m, side, px, size):
-    """Cash and inventory of an agent trade of ``size`` lots at ``px`` ticks (``side`` = the
-    agent's order side: BID buys). Returns the fee (currency, bps of notional; < 0 = rebate)."""
-    notional = px * p[P_TICK] * p[P_LOT] * size
-    if side == BID:
-        fst[m, F_CASH] -= notional
-        ist[m, I_INV] += size
-    else:
-        fst[m, F_CASH] += notional
-        ist[m, I_INV] -= size
-    return notional
-
-
-@numba.njit(cache=True)
-def agent_passive_fill(ist, fst, p, fills, nfill, m, side, size):
-    """The agent's resting order on ``side`` trades ``size`` lots at its price (maker)."""
-    px = ist[m, I_APX + side]
-    notional = settle(ist, fst, p, m, side, px, size)
-    fee = p[P_MAKER_BPS] * 1e-4 * notional
-    fst[m, F_CASH] -= fee
-    fst[m, F_FEES] += fee
-    ist[m, I_AREM + side] -= size
-    ist[m, I_AGENT_MAKER] += size
-    t = fst[m, F_TIME]
-    record_fill(
-        fills,
-        nfill,
-        m,
-        t,
-        px,
-        size,
-        side,
-        0.0,
-        fee,
-        ist[m, I_AHEAD0 + side],
-        t - fst[m, F_T0 + side],
-    )
-
-
-@numba.njit(cache=True)
 def execute_market(book, ist, fst, p, fills, nfill, m, side, size, L):
     """A market order of ``size`` lots against ``side`` (BID: a sell hitting the bids), FIFO at
     each level (the queue ahead, then the agent, then the rest), walking levels. Returns the lots
@@ -417,7 +345,7 @@ def execute_market(book, ist, fst, p, fills, nfill, m, side, size, L):
             left -= x
             f = min(left, ist[m, I_AREM + side])
             if f > 0:
-                agent_passive_fill(ist, fst, p, fills, nfill, m, side, f)
+                passive_fill(ist, fst, p, fills, nfill, m, side, f, fst[m, F_TIME])
                 left -= f
         y = min(left, book[m, side, s - 1])
         book[m, side, s - 1] -= y
@@ -431,12 +359,6 @@ def execute_market(book, ist, fst, p, fills, nfill, m, side, size, L):
 
 
 @numba.njit(cache=True)
-def cancel_ahead_exact(ahead, cancelled_ahead):
-    """Exact queue tracking (L3 replay): the feed says ``cancelled_ahead`` lots were ahead."""
-    return max(ahead - cancelled_ahead, 0)
-
-
-@numba.njit(cache=True)
 def cancel(book, ist, fst, rng, p, m, side, i, L):
     """Others cancel at distance ``i`` on ``side``; the queue model moves the agent's place."""
     vol = book[m, side, i - 1]
@@ -445,24 +367,7 @@ def cancel(book, ist, fst, rng, p, m, side, i, L):
         return
     if agent_level(ist, m, side) == i:
         a = ist[m, I_AHEAD + side]
-        b = vol - a
-        model = p[P_QUEUE_MODEL]
-        ahead_first = False
-        if model != QUEUE_RISK_AVERSE and a > 0:
-            if b <= 0:
-                ahead_first = True
-            else:
-                if model == QUEUE_PROB_LOG:
-                    fa, fb = np.log1p(a), np.log1p(b)
-                else:  # QUEUE_PROB, QUEUE_EXACT (uniform pick: n = 1)
-                    n = p[P_QUEUE_POWER] if model == QUEUE_PROB else 1.0
-                    fa, fb = float(a) ** n, float(b) ** n
-                ahead_first = uniform(rng, m) * (fa + fb) < fa
-        if ahead_first:
-            from_a = min(size, a)
-        else:
-            from_a = max(size - b, 0)
-        ist[m, I_AHEAD + side] = a - from_a
+        ist[m, I_AHEAD + side] = a - cancel_from_ahead(rng, m, p, a, vol - a, size)
     book[m, side, i - 1] = vol - size
     ist[m, I_CANCELLED] += size
     if i == spread(ist, m) and level_total(book, ist, m, side, i) == 0:

@@ -1,4 +1,5 @@
-"""The simulated market's own events, in the canonical market-data schema (DESIGN.md section 2).
+"""The simulated market's own events, in the canonical market-data schema
+(docs/data.md#canonical-schema).
 
 :func:`simulate_events` runs one order book with no agent, with the event kernel of the env
 (:func:`envs.lob.book.advance` and its event log), and returns the two canonical frames a loader

@@ -6,21 +6,18 @@ agent's orders (queue position, latency, fees) are matched against them and neve
 - :mod:`envs.replay.core`: the agent's orders against the tape (one numba kernel for N replays);
 - :mod:`envs.replay.env`: the gymnasium faces, ``mmrl/ReplayMarket-v0``.
 
-The step kernel inlines functions of :mod:`envs.lob.book` and :mod:`envs.lob.core`; numba checks
-a cached kernel against its own file only, so on import
-:func:`envs.kernel_cache.drop_stale_kernel_cache` empties this package's numba cache when any of
-those sources changed (as :mod:`envs.lob` does).
+The agent's orders are the exchange layer's (:mod:`envs.exchange`, docs/exchange.md); numba
+checks a cached kernel against its own file only, so on import
+:func:`envs.kernel_cache.drop_stale_kernel_cache` empties this package's numba cache when any
+source of the kernels changed (:data:`envs.exchange.KERNEL_SOURCES`).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from envs.exchange import KERNEL_SOURCES
 from envs.kernel_cache import drop_stale_kernel_cache
 
 _ENVS = Path(__file__).resolve().parent.parent
-drop_stale_kernel_cache(
-    _ENVS / "replay",
-    [_ENVS / "replay" / "core.py", _ENVS / "lob" / "book.py", _ENVS / "lob" / "core.py"],
-    "replay_kernels.sha256",
-)
+drop_stale_kernel_cache(_ENVS / "replay", KERNEL_SOURCES, "replay_kernels.sha256")

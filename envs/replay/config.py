@@ -5,10 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from data.samples import AAPL_FIXTURE, data_dir
 from envs.agent_orders import AgentOrdersConfig
+from envs.exchange.models import QUEUE_MODELS, check_name
 
 DEFAULT_SAMPLE = AAPL_FIXTURE
 """The tape used when no path is given: the tiny AAPL fixture of the sample data."""
@@ -67,13 +68,19 @@ class ReplayMarketConfig(AgentOrdersConfig):
     q_max: int = Field(
         100, ge=1, description="Maximum |inventory| (lots); quotes that could pass it are not sent."
     )
-    queue_model: Literal["exact", "risk_averse", "prob", "prob_log"] = Field(
+    queue_model: str = Field(
         "exact",
-        description="Queue ahead of the agent: exact (LOBSTER order ids: the orders resting at "
+        description="Queue ahead of the agent (envs.exchange.models.QUEUE_MODELS): exact "
+        "(LOBSTER order ids: the orders resting at "
         "entry are ahead, their cancels and executions advance the agent), risk_averse (only "
         "trades advance it), prob (a decrease is ahead with probability "
         "f(ahead)/(f(ahead)+f(behind)), f = x^queue_power) or prob_log (f = log(1+x)).",
     )
+
+    @field_validator("queue_model")
+    @classmethod
+    def _queue_model(cls, name: str) -> str:
+        return check_name(QUEUE_MODELS, "queue_model", name, "replay")
 
     @model_validator(mode="after")
     def _check(self) -> ReplayMarketConfig:

@@ -62,6 +62,11 @@ def args(core):
     return core.book, core.ist, core.fst, core.params, core.fills, core.nfill
 
 
+def orders(core, p):
+    """The exchange layer's bundles of ``core`` with the parameter vector ``p``."""
+    return core.feed, core.own._replace(p=p)
+
+
 def fills(core):
     return core.fills[0, : core.nfill[0]]
 
@@ -69,7 +74,7 @@ def fills(core):
 def test_market_orders_consume_the_queue_ahead_then_the_agent_then_the_rest():
     core = core_with_book(bid=[3, 2, 2], ask=[2, 2, 2])
     b, i, f, p, fl, nf = args(core)
-    place(b, i, f, p, fl, nf, 0, BID, PX, 2, core.L)
+    place(*orders(core, p), 0, BID, PX, 2)
     assert i[0, I_AHEAD + BID] == 3 and i[0, I_AHEAD0 + BID] == 3
     for expected_ahead in (2, 1, 0):
         execute_market(b, i, f, p, fl, nf, 0, BID, 1, core.L)
@@ -91,7 +96,7 @@ def test_market_orders_consume_the_queue_ahead_then_the_agent_then_the_rest():
 def test_a_market_order_walking_through_the_agents_price_fills_it():
     core = core_with_book(bid=[3, 2, 4], ask=[2, 2, 2])
     b, i, f, p, fl, nf = args(core)
-    place(b, i, f, p, fl, nf, 0, BID, PX - 1, 1, core.L)  # behind 2 lots at the second level
+    place(*orders(core, p), 0, BID, PX - 1, 1)  # behind 2 lots at the second level
     assert i[0, I_AHEAD + BID] == 2
     execute_market(b, i, f, p, fl, nf, 0, BID, 6, core.L)  # 3 + 2 ahead + the agent
     assert i[0, I_INV] == 1 and fills(core)[0, FILL_PRICE] == PX - 1
@@ -114,7 +119,7 @@ def test_queue_models_decide_whether_a_cancellation_was_ahead(model, power, p_ah
     b, i, f, p, fl, nf = args(core)
     p = p.copy()
     p[P_QUEUE_MODEL], p[P_QUEUE_POWER] = model, power
-    place(b, i, f, p, fl, nf, 0, BID, PX, 1, core.L)
+    place(*orders(core, p), 0, BID, PX, 1)
     i[0, I_AHEAD + BID] = 1  # ahead 1, behind 3
     ahead_hits = 0
     for _ in range(n):
@@ -130,7 +135,7 @@ def test_queue_models_decide_whether_a_cancellation_was_ahead(model, power, p_ah
 def test_risk_averse_queue_advances_only_when_nothing_is_behind():
     core = core_with_book(bid=[2], ask=[2], queue_model="risk_averse")
     b, i, f, p, fl, nf = args(core)
-    place(b, i, f, p, fl, nf, 0, BID, PX, 1, core.L)
+    place(*orders(core, p), 0, BID, PX, 1)
     b[0, BID, 0] = 3  # one lot arrived behind the agent
     cancel(b, i, f, core.rng, p, 0, BID, 1, core.L)
     assert i[0, I_AHEAD + BID] == 2
@@ -141,7 +146,7 @@ def test_risk_averse_queue_advances_only_when_nothing_is_behind():
 def test_marketable_order_walks_the_book_pays_the_taker_fee_and_rests_the_rest():
     core = core_with_book(bid=[2], ask=[2, 1, 3], taker_fee_bps=5.0)
     b, i, f, p, fl, nf = args(core)
-    place(b, i, f, p, fl, nf, 0, BID, PX + 2, 4, core.L)  # asks at PX+1 (2), PX+2 (1)
+    place(*orders(core, p), 0, BID, PX + 2, 4)  # asks at PX+1 (2), PX+2 (1)
     log = fills(core)
     assert log[:, FILL_PRICE].tolist() == [PX + 1, PX + 2]
     assert log[:, FILL_SIZE].tolist() == [2.0, 1.0] and np.all(log[:, FILL_TAKER] == 1.0)
@@ -156,7 +161,7 @@ def test_marketable_order_walks_the_book_pays_the_taker_fee_and_rests_the_rest()
 def test_maker_rebate_is_credited():
     core = core_with_book(bid=[1], ask=[1], maker_fee_bps=-2.0)
     b, i, f, p, fl, nf = args(core)
-    place(b, i, f, p, fl, nf, 0, ASK, PX + 1, 1, core.L)
+    place(*orders(core, p), 0, ASK, PX + 1, 1)
     execute_market(b, i, f, p, fl, nf, 0, ASK, 2, core.L)
     assert i[0, I_INV] == -1
     assert f[0, F_FEES] == pytest.approx(-2e-4 * (PX + 1))
@@ -166,14 +171,14 @@ def test_maker_rebate_is_credited():
 def test_unchanged_quote_keeps_its_place_and_a_changed_one_goes_to_the_back():
     core = core_with_book(bid=[3, 4], ask=[2, 2])
     b, i, f, p, fl, nf = args(core)
-    apply_quotes(b, i, f, p, fl, nf, 0, PX, PX + 1, core.L)
+    apply_quotes(*orders(core, p), 0, PX, PX + 1)
     assert i[0, I_AHEAD + BID] == 3
     execute_market(b, i, f, p, fl, nf, 0, BID, 2, core.L)
     f[0, F_TIME] = 1.0
     b[0, BID, 0] += 5  # others queue behind the agent
-    apply_quotes(b, i, f, p, fl, nf, 0, PX, PX + 1, core.L)
+    apply_quotes(*orders(core, p), 0, PX, PX + 1)
     assert i[0, I_AHEAD + BID] == 1 and f[0, F_T0 + BID] == 0.0
-    apply_quotes(b, i, f, p, fl, nf, 0, PX - 1, PX + 1, core.L)  # moved: back of the queue
+    apply_quotes(*orders(core, p), 0, PX - 1, PX + 1)  # moved: back of the queue
     assert i[0, I_APX + BID] == PX - 1 and i[0, I_AHEAD + BID] == 4
     assert f[0, F_T0 + BID] == 1.0
 
@@ -182,10 +187,10 @@ def test_quotes_that_could_exceed_the_inventory_limit_are_not_sent():
     core = core_with_book(bid=[3], ask=[3], q_max=2)
     b, i, f, p, fl, nf = args(core)
     i[0, I_INV] = 2
-    apply_quotes(b, i, f, p, fl, nf, 0, PX, PX + 1, core.L)
+    apply_quotes(*orders(core, p), 0, PX, PX + 1)
     assert i[0, I_AREM + BID] == 0 and i[0, I_AREM + ASK] == 1
     i[0, I_INV] = -2
-    apply_quotes(b, i, f, p, fl, nf, 0, PX, PX + 1, core.L)
+    apply_quotes(*orders(core, p), 0, PX, PX + 1)
     assert i[0, I_AREM + BID] == 1 and i[0, I_AREM + ASK] == 0
 
 

@@ -12,7 +12,7 @@ from gymnasium.utils.env_checker import check_env
 
 import envs
 from data.samples import SAMPLES_DIR
-from envs.replay.core import F_CASH, I_INV
+from envs.exchange.layout import F_CASH, I_INV
 from envs.replay.env import ReplayMarketEnv, ReplayMarketVectorEnv
 
 pytestmark = pytest.mark.data
