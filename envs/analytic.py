@@ -40,7 +40,7 @@ from gymnasium.vector.vector_env import AutoresetMode
 
 from configs.schema import AnalyticMarketConfig, StressScenario
 from envs.batched import BatchedMarketEnv, SingleMarketEnv
-from envs.layout import CASH, INVENTORY, MID, TIME_LEFT, DepthActionMap
+from envs.layout import CASH, INVENTORY, MID, TIME_LEFT, DepthActionMap, checked_actions
 
 # --------------------------------------------------------------------------------------
 # Market components by role. Each owns its parameters and draws from its own generator.
@@ -368,9 +368,7 @@ class AnalyticMarketCore:
         :returns: observation, reward ``(N,)``, terminated ``(N,)``, info arrays ``(N,)``.
         """
         n = self.num_envs
-        action = np.asarray(action)
-        if action.shape != (n, 2):
-            raise ValueError(f"action must have shape ({n}, 2), got {action.shape}")
+        action = checked_actions(action, n)
         shocks = self.midprice.draw(self.mid_rng, n)
         uniforms = self.fills.draw(self.fill_rng, n)
         out = np.empty((5, n))

@@ -15,6 +15,7 @@ Units:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -65,3 +66,29 @@ class DepthActionMap:
         )
         a = 2.0 * (depths - self.depth_min) / self.width - 1.0
         return np.clip(a, -1.0, 1.0).astype(np.float32).reshape(-1, 2)
+
+
+def checked_actions(action: Any, n: int) -> np.ndarray:
+    """The actions of ``n`` markets as a float64 ``(n, 2)`` array, by one rule for every market.
+
+    Each row is (bid, ask) in ``[-1, 1]``; values outside are clipped by the action map
+    (:class:`DepthActionMap`). NaN and infinity are refused, not read as "no quote": a policy
+    that produces them is broken, and a market that quietly skips or clips them would hide it.
+
+    :raises ValueError: a shape other than ``(n, 2)``, values that are not numbers, or a NaN or
+        infinite value (its market and side named).
+    """
+    try:
+        array = np.asarray(action, np.float64)
+    except (TypeError, ValueError):
+        kind = getattr(np.asarray(action, object), "dtype", type(action))
+        raise ValueError(f"actions must be numbers, got {kind} values") from None
+    if array.shape != (n, 2):
+        raise ValueError(f"actions must have shape ({n}, 2) (bid, ask per market), got "
+                         f"{array.shape}")  # fmt: skip
+    finite = np.isfinite(array)
+    if not finite.all():
+        m, side = np.argwhere(~finite)[0]
+        raise ValueError(f"action of market {m}, {('bid', 'ask')[side]}, is {array[m, side]}: "
+                         "actions must be finite numbers in [-1, 1]")  # fmt: skip
+    return array

@@ -28,6 +28,7 @@ from envs.exchange.layout import (
     obs_size,
     split_obs,
 )
+from envs.layout import checked_actions
 
 
 class ExchangeCore:
@@ -106,11 +107,7 @@ class ExchangeCore:
     ) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, dict[str, Any]]:
         """Advance the markets selected by ``active`` (all when None) by one decision."""
         n = self.num_envs
-        action = np.asarray(action, np.float64)
-        if action.shape != (n, 2):
-            raise ValueError(f"action must have shape ({n}, 2), got {action.shape}")
-        if not np.all(np.isfinite(action)):
-            raise ValueError("actions must be finite")
+        action = checked_actions(action, n)
         out = np.empty((N_OUT, n))
         done = np.empty(n, np.bool_)
         before = self._before_step()
