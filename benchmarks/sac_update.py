@@ -42,7 +42,7 @@ PEAK_N = 2048
 CHUNK = 25
 """Updates per timed chunk."""
 REFERENCE_UPDATES_PER_S = 45.0
-"""A popular PyTorch SAC at 256x256 on this machine (the issue's figure)."""
+"""A popular PyTorch SAC at 256x256 on this machine (a reference figure)."""
 
 
 # ----------------------------------------------------------------------------- FLOP count

@@ -30,7 +30,7 @@ Facts (units: seconds, ticks, lots):
 
 :func:`fact_table` is the headline table: each fact of the data beside the model's with 95%
 intervals (Newey-West / Bartlett where standard, else a block bootstrap over time blocks,
-:func:`fact_draws`), the model/data ratio and a verdict by the rule of issue 13 (ratio within
+:func:`fact_draws`), the model/data ratio and a verdict (ratio within
 :data:`RATIO_BAND`, sign autocorrelations within :data:`SIGN_ACF_TOLERANCE`, distances
 reported). :func:`compare` keeps the two-sample tests: one row per fact with the two values, a
 two-sample statistic, its p-value and a verdict whose criterion is stated in the row.
@@ -92,10 +92,10 @@ CONFIDENCE = 0.95
 """Level of the intervals of the fact table."""
 
 RATIO_BAND: tuple[float, float] = (0.8, 1.25)
-"""A fact's model / data ratio is reproduced inside this band (issue 13)."""
+"""A fact's model / data ratio is reproduced inside this band."""
 
 SIGN_ACF_TOLERANCE = 0.1
-"""A trade-sign autocorrelation is reproduced within this absolute difference (issue 13)."""
+"""A trade-sign autocorrelation is reproduced within this absolute difference."""
 
 KINDS: dict[str, int] = {"limit": ADD, "cancel": CANCEL, "market": TRADE}
 """Event kinds whose rates are compared (codes of :mod:`data.schema`; ``market``: whole market

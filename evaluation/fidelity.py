@@ -19,7 +19,7 @@ latency, fees, quote range, inventory bound and order size. Per window (replay) 
   counts its part; the fill rate counts any fill), and ``fills_per_hour`` (fill events).
 
 The mean and Student-t interval across windows / episodes (:func:`evaluation.stats.mean_ci`)
-summarize each market, and :func:`fidelity_verdicts` compares them (issue 13):
+summarize each market, and :func:`fidelity_verdicts` compares them:
 
 - P&L per hour: the simulated mean inside the replay's interval, or within ``pnl_tolerance``
   (30%) of the replay mean when that interval is narrower than that;

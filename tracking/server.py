@@ -1,4 +1,4 @@
-"""A shared MLflow tracking server on PostgreSQL with proxied artifacts (issue 15, section 2).
+"""A shared MLflow tracking server on PostgreSQL with proxied artifacts.
 
 ``python -m tracking.server --dir DIR [--port N] [--artifacts DIR]`` (or ``make
 tracking-server``) creates (or reuses) a PostgreSQL cluster in ``DIR/pgdata``, starts it on a

@@ -3,7 +3,7 @@
 Sign memory: the market-order Hawkes process fitted on GOOG, simulated as long as the day, must
 give a positive lag-1 sign autocorrelation within 0.1 of the data's (0.634 in the
 ``calibration.sample.prepare`` view, executions of one market order merged). Why 0.1: it is the
-issue's target for sign autocorrelations (issue 13, "sign autocorrelations: within 0.1"); the
+calibration report's tolerance for sign autocorrelations; the
 simulation noise of one day's lag-1 ACF is about 0.02 (SD over paths), so a model whose ACF
 differs by less than 0.1 passes, one that has no sign memory (the CST market's -0.01) fails by
 far. The fitted process (three exponentials) gives about 0.58 on this day.
@@ -32,7 +32,7 @@ from data.samples import data_file
 
 GOOG = "lobster/GOOG_2012-06-21_34200000_57600000_message_10.csv.gz"
 SIGN_TOLERANCE = 0.1
-"""Largest |model - data| of the sign ACF (issue 13's target for sign autocorrelations)."""
+"""Largest |model - data| of the sign ACF (the validation's tolerance for sign autocorrelations)."""
 
 pytestmark = pytest.mark.data
 

@@ -1,5 +1,5 @@
-"""User mistakes about runs and outputs are one-line errors with exit code 2, before any work
-(issue 14, sections 1 and 4): an unknown ``--resume`` or ``--run-id``, an experiment name that
+"""User mistakes about runs and outputs are one-line errors with exit code 2, before any work:
+an unknown ``--resume`` or ``--run-id``, an experiment name that
 leaves the store, an unwritable ``calibration.fit --out``, an unreachable ``--track`` server.
 
 The commands' ``main`` runs in this process (TensorFlow is imported once); returning 2 instead

@@ -1,4 +1,4 @@
-"""A tracking server that dies in the middle of a run (issue 14, section 1).
+"""A tracking server that dies in the middle of a run.
 
 MLflow's own retries (7, backoff factor 2, 120 s timeout) kept a training run waiting 9+
 minutes on a dead server; the tracker bounds them and raises :class:`TrackingUnavailableError`.

@@ -1,4 +1,4 @@
-"""The shared tracking server: PostgreSQL plus MLflow with proxied artifacts (issue 15, §2).
+"""The shared tracking server: PostgreSQL plus MLflow with proxied artifacts.
 
 A real PostgreSQL 15 cluster and a real ``mlflow server`` on 127.0.0.1, started through
 :class:`tracking.server.TrackingServer`; a real ``experiments.evaluate`` logs to it over HTTP.

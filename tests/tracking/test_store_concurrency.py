@@ -1,4 +1,4 @@
-"""A new SQLite tracking store survives jobs started at the same moment (issue 14, section 1).
+"""A new SQLite tracking store survives jobs started at the same moment.
 
 MLflow creates and migrates a store's tables on first open, with no lock: two processes doing it
 at once crashed with alembic errors and could leave ``_alembic_tmp_tags`` behind for good.

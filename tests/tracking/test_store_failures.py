@@ -1,4 +1,4 @@
-"""The tracking store refuses what it cannot do, before any work (issue 14, section 1).
+"""The tracking store refuses what it cannot do, before any work.
 
 - a server that answers ``/health`` but not the API, and an artifact folder that cannot be
   written: refused by the preflight, before any run starts;
