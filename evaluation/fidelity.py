@@ -65,7 +65,7 @@ from configs.schema import (
 )
 from envs.layout import INVENTORY
 from evaluation.metrics import compute_metrics
-from evaluation.rollout import EpisodeBatch, StepRecord, rollout
+from evaluation.rollout import EpisodeBatch, rollout
 from evaluation.stats import mean_ci
 
 PASS = "pass"
@@ -280,20 +280,6 @@ class LotScaledPolicy(Policy):
 
 
 # ------------------------------------------------------------------------------ metrics
-def _one_episode(batch: EpisodeBatch, i: int) -> EpisodeBatch:
-    """Episode ``i`` of a batch as a batch of one (its record and fills)."""
-    rec = batch.record
-    assert rec is not None
-    fills = rec.fills[rec.fills["episode"] == i].assign(episode=0).reset_index(drop=True)
-    keys = ("time", "mid", "pnl", "inventory", "bid", "ask")
-    one = StepRecord(**{k: getattr(rec, k)[i : i + 1] for k in keys}, fills=fills)
-    pick = {
-        k: getattr(batch, k)[i : i + 1]
-        for k in ("reward", "pnl", "penalty", "final_inventory", "fills", "spread", "steps")
-    }
-    return EpisodeBatch(**pick, record=one)
-
-
 def episode_row(
     batch: EpisodeBatch,
     i: int,
@@ -311,7 +297,7 @@ def episode_row(
     """
     from experiments.backtest import session_record
 
-    one = _one_episode(batch, i)
+    one = batch.episode(i)
     record = session_record(one, np.array([start]), dt, currency_per_tick)
     m = compute_metrics(record, 1.0, "equities", list(horizons))
     hours = float(batch.steps[i]) * dt / 3600.0

@@ -82,6 +82,20 @@ class EpisodeBatch:
     paths: dict[str, np.ndarray] = field(default_factory=dict)
     record: StepRecord | None = None
 
+    def episode(self, i: int) -> EpisodeBatch:
+        """Episode ``i`` as a batch of one, with its record and fills (a record is required)."""
+        rec = self.record
+        if rec is None:
+            raise ValueError("episode(i) needs a batch rolled out with its step record")
+        fills = rec.fills[rec.fills["episode"] == i].assign(episode=0).reset_index(drop=True)
+        keys = ("time", "mid", "pnl", "inventory", "bid", "ask")
+        one = StepRecord(**{k: getattr(rec, k)[i : i + 1] for k in keys}, fills=fills)
+        pick = {
+            k: getattr(self, k)[i : i + 1]
+            for k in ("reward", "pnl", "penalty", "final_inventory", "fills", "spread", "steps")
+        }
+        return EpisodeBatch(**pick, record=one)
+
 
 class StepInfo(Protocol):
     """What the rollout reads from a market's step ``info`` (arrays over the ``N`` markets)."""

@@ -48,7 +48,7 @@ from configs.schema import ExperimentConfig, LOBMarketConfig, ReplayMarket, poli
 from envs.replay.env import ReplayMarketVectorEnv
 from envs.replay.tape import load_tape
 from evaluation.metrics import compute_metrics
-from evaluation.rollout import EpisodeBatch, StepRecord, rollout
+from evaluation.rollout import EpisodeBatch, rollout
 from evaluation.stats import mean_ci
 from experiments.backtest import build_policy, replay_policy, session_record, window_starts
 from experiments.config import (
@@ -88,20 +88,6 @@ TABLE_COLUMNS = (
 """Leading columns of ``results.csv`` (then the ``n_<metric>`` counts)."""
 
 
-def episode(batch: EpisodeBatch, i: int) -> EpisodeBatch:
-    """Episode ``i`` of a batch as a batch of one (its record and fills)."""
-    rec = batch.record
-    assert rec is not None
-    fills = rec.fills[rec.fills["episode"] == i].assign(episode=0).reset_index(drop=True)
-    keys = ("time", "mid", "pnl", "inventory", "bid", "ask")
-    one = StepRecord(**{k: getattr(rec, k)[i : i + 1] for k in keys}, fills=fills)
-    pick = {
-        k: getattr(batch, k)[i : i + 1]
-        for k in ("reward", "pnl", "penalty", "final_inventory", "fills", "spread", "steps")
-    }
-    return EpisodeBatch(**pick, record=one)
-
-
 def per_episode_metrics(
     batch: EpisodeBatch,
     starts: np.ndarray,
@@ -113,7 +99,7 @@ def per_episode_metrics(
     bt = cfg.backtest
     rows = []
     for i, start in enumerate(starts):
-        record = session_record(episode(batch, i), np.array([start]), dt, currency_per_tick)
+        record = session_record(batch.episode(i), np.array([start]), dt, currency_per_tick)
         m = compute_metrics(record, bt.capital, bt.calendar, bt.markout_horizons)
         rows.append({k: m[k] * SCALE.get(k, 1.0) for k in METRICS})
     return pd.DataFrame(rows, dtype=np.float64)
