@@ -32,7 +32,8 @@ Data treatment:
   ``notes``). A LOBSTER halt (type 7, price -1) stops the clock until the next halt message
   (resume, price 0 or 1): no exposure accrues and no event counts while halted.
 - Market orders: executions with the same time stamp and aggressor side are one market order
-  (LOBSTER writes one execution per resting order hit; Binance one trade per maker order).
+  (LOBSTER writes one execution per resting order hit; Binance one trade per maker order, whose
+  local receive times differ: there the exchange time ``exch_ts`` is the time stamp compared).
 - L2 diff feeds (Binance; no order ids): the diff stream reports an execution as a decrease of
   the level, which the loader writes as a ``cancel``; each trade's size is taken off the next
   decreases at its side and price, and only what remains is a cancellation (reconciled volume
@@ -294,7 +295,12 @@ def prepare(
     # market orders: executions with one time stamp and aggressor are one order
     is_trade = kind == TRADE
     new_order = np.ones(idx.size, dtype=bool)
-    same = (ts[1:] == ts[:-1]) & (aggressor[1:] == aggressor[:-1]) & is_trade[:-1] & is_trade[1:]
+    # an L2 feed's trades of one taker order share the exchange time, not the receive time
+    key = ts
+    if "exch_ts" in events.columns:
+        exch = events["exch_ts"].to_numpy(dtype=np.int64)[idx]
+        key = np.where(exch >= 0, exch, ts)
+    same = (key[1:] == key[:-1]) & (aggressor[1:] == aggressor[:-1]) & is_trade[:-1] & is_trade[1:]
     new_order[1:] = ~same
     first = ~is_trade | new_order
     group = np.cumsum(first) - 1

@@ -158,6 +158,12 @@ def test_nexo_capture_calibrates_to_plausible_values():
     assert cal.data["open_seconds"] > 20 * 3600
     assert 0.01 < p.mid_volatility < 2.0
     assert cal.notes["l2_cancel_volume_reconciled_with_trades_lots"] > 0
+    # one taker order is one market order: its trades arrive microseconds apart but share the
+    # exchange time (merged by receive time, the capture had twice as many market orders)
+    trades = md.events[md.events["kind"] == "trade"]
+    orders = trades.groupby(["exch_ts", "aggressor"]).ngroups
+    rate = orders / 2 / cal.data["open_seconds"]  # market_rate is per side
+    assert p.market_rate == pytest.approx(rate, rel=0.05)
 
 
 @pytest.mark.slow
