@@ -10,7 +10,7 @@ from configs.schema import AnalyticMarketConfig, LOBMarketConfig, ReplayMarket
 from envs.layout import checked_actions
 from experiments.config import make_vector_env
 
-MARKETS = {
+MARKETS: dict[str, AnalyticMarketConfig | LOBMarketConfig | ReplayMarket] = {
     "analytic": AnalyticMarketConfig(n_steps=20),
     "lob": LOBMarketConfig(n_steps=5),
     "replay": ReplayMarket(n_steps=5),
