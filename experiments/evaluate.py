@@ -45,6 +45,7 @@ from envs.batched import BatchedMarketEnv
 from evaluation import figures, reports
 from evaluation.metrics import fill_rate_by_queue, markouts
 from evaluation.rollout import EpisodeBatch, rollout
+from evaluation.session import session_record
 from evaluation.stats import MeanCI
 from evaluation.summary import (
     discrete_optimum,
@@ -57,7 +58,6 @@ from evaluation.summary import (
     results_frame,
     summarize,
 )
-from experiments.backtest import session_record
 from experiments.config import (
     ConfigError,
     add_config_arguments,
@@ -67,9 +67,9 @@ from experiments.config import (
     print_ui_command,
     to_yaml,
 )
-from experiments.sac_model import SavedPolicy
+from experiments.sac_model import load_sac_policy
 from experiments.seeding import seed_everything, stream_seed
-from tracking import TrackingError, download_artifacts, metric_history
+from tracking import TrackingError, metric_history
 
 DEFAULT_CONFIG = "configs/demo.yaml"
 
@@ -132,14 +132,6 @@ class QueueObserver(Policy):
             self.resting.append(o[:, :, 1] > 0)
             self.ahead.append(o[:, :, 2].copy())
         return self.policy.act(observation)
-
-
-def load_sac_policy(run_id: str, cfg: ExperimentConfig, workdir: Path) -> Policy:
-    """The SavedModel a training run logged under ``model/sac_policy``."""
-    local = download_artifacts(run_id, "model/sac_policy", workdir, cfg.tracking.uri)
-    policy = SavedPolicy(local)
-    policy.name = "sac"
-    return policy
 
 
 def learning_curve(run_id: str, cfg: ExperimentConfig) -> plt.Figure | None:
