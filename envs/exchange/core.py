@@ -76,6 +76,11 @@ class ExchangeCore:
         return Own(self.ist, self.fst, self.rng, self.params, self.fills, self.nfill,
                    self.step_count, self.obs)  # fmt: skip
 
+    def order_args(self) -> tuple[Any, ...]:
+        """``(feed, ist, fst, params, fills, nfill)``: the leading arguments of the layer's
+        order functions (``place``, ``apply_quotes``, ...) for calling them on these markets."""
+        return self.feed, self.ist, self.fst, self.params, self.fills, self.nfill
+
     def state_dict(self) -> dict[str, Any]:
         """Copies of the state arrays and random streams (for checkpoints)."""
         return {name: getattr(self, name).copy() for name in self._STATE}
