@@ -511,7 +511,10 @@ class LOBMarketCore(ExchangeCore):
     @property
     def feed(self) -> LOBFeed:
         """The book's arrays as the exchange layer's kernels take them."""
-        return LOBFeed(self.book, *self._no_log, self.trades, self.trades_obs)
+        feed = self.__dict__.get("_feed")
+        if feed is None or feed.book is not self.book or feed.trades is not self.trades:
+            feed = self._feed = LOBFeed(self.book, *self._no_log, self.trades, self.trades_obs)
+        return feed
 
     def reset_state(self, mask: np.ndarray | None = None) -> None:
         """Fresh books and a flat agent for the markets selected by ``mask`` (all when None)."""

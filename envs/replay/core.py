@@ -389,9 +389,12 @@ class ReplayMarketCore(ExchangeCore):
     @property
     def feed(self) -> ReplayFeed:
         """The tape's arrays as the exchange layer's kernels take them."""
-        tp = self.tape
-        return ReplayFeed(tp.t, tp.kind, tp.side, tp.price, tp.size, tp.added_at, tp.hidden,
-                          tp.row, tp.book_px, tp.book_sz)  # fmt: skip
+        feed = self.__dict__.get("_feed")
+        if feed is None or feed.t is not self.tape.t:
+            tp = self.tape
+            feed = self._feed = ReplayFeed(tp.t, tp.kind, tp.side, tp.price, tp.size, tp.added_at,
+                                           tp.hidden, tp.row, tp.book_px, tp.book_sz)  # fmt: skip
+        return feed
 
     def state_dict(self) -> dict[str, Any]:
         """Copies of the state arrays, random streams and pending window starts."""
