@@ -66,6 +66,7 @@ from configs.schema import (
 from envs.layout import INVENTORY
 from evaluation.metrics import compute_metrics
 from evaluation.rollout import EpisodeBatch, rollout
+from evaluation.session import session_record
 from evaluation.stats import mean_ci
 
 PASS = "pass"
@@ -295,8 +296,6 @@ def episode_row(
     :param lots_per_quote: the market's lots per calibration lot (1 simulated, the lot ratio
         replayed): the inventory is reported in calibration lots.
     """
-    from experiments.backtest import session_record
-
     one = batch.episode(i)
     record = session_record(one, np.array([start]), dt, currency_per_tick)
     m = compute_metrics(record, 1.0, "equities", list(horizons))

@@ -44,6 +44,7 @@ from envs.batched import BatchedMarketEnv
 from evaluation import figures, reports
 from evaluation.metrics import fill_rate_by_queue, markouts
 from evaluation.rollout import EpisodeBatch, rollout
+from evaluation.session import session_record
 from evaluation.stats import MeanCI
 from evaluation.summary import (
     discrete_optimum,
@@ -56,7 +57,6 @@ from evaluation.summary import (
     results_frame,
     summarize,
 )
-from experiments.backtest import session_record
 from experiments.config import (
     ConfigError,
     add_config_arguments,
@@ -68,15 +68,9 @@ from experiments.config import (
     to_yaml,
 )
 from experiments.progress import progress as progress_bar
-from experiments.sac_model import SavedPolicy
+from experiments.sac_model import load_sac_policy
 from experiments.seeding import seed_everything, stream_seed
-from tracking import (
-    TrackingError,
-    download_artifacts,
-    load_run,
-    metric_history,
-    require_run,
-)
+from tracking import TrackingError, load_run, metric_history, require_run
 
 DEFAULT_CONFIG = "configs/demo.yaml"
 
@@ -154,14 +148,6 @@ def check_same_market(run_id: str, cfg: ExperimentConfig) -> None:
             f"key(s) differ: {'; '.join(changed[:8])}); use that run's config, or --any-market "
             "to evaluate it here anyway"
         )
-
-
-def load_sac_policy(run_id: str, cfg: ExperimentConfig, workdir: Path) -> Policy:
-    """The SavedModel a training run logged under ``model/sac_policy``."""
-    local = download_artifacts(run_id, "model/sac_policy", workdir, cfg.tracking.uri)
-    policy = SavedPolicy(local)
-    policy.name = "sac"
-    return policy
 
 
 def learning_curve(run_id: str, cfg: ExperimentConfig) -> plt.Figure | None:

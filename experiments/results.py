@@ -49,8 +49,9 @@ from envs.replay.env import ReplayMarketVectorEnv
 from envs.replay.tape import load_tape
 from evaluation.metrics import compute_metrics
 from evaluation.rollout import EpisodeBatch, rollout
+from evaluation.session import session_record
 from evaluation.stats import mean_ci
-from experiments.backtest import build_policy, replay_policy, session_record, window_starts
+from experiments.backtest import build_policy, replay_policy, window_starts
 from experiments.config import (
     ConfigError,
     add_config_arguments,
@@ -61,7 +62,8 @@ from experiments.config import (
     print_ui_command,
     to_yaml,
 )
-from experiments.evaluate import build_policies, load_sac_policy
+from experiments.evaluate import build_policies
+from experiments.sac_model import load_sac_policy
 from experiments.seeding import seed_everything, stream_seed
 from tracking import TrackingError
 

@@ -16,7 +16,9 @@ import numpy as np
 import tensorflow as tf
 
 from agents.base import ObservationBatch, Policy
+from configs.schema import ExperimentConfig
 from features import FeaturePipeline
+from tracking import download_artifacts
 
 SERVING_KEY = "serving_default"
 
@@ -72,3 +74,11 @@ class SavedPolicy(Policy):
             for k in self.keys
         }
         return self._serve(**inputs)["action"].numpy()
+
+
+def load_sac_policy(run_id: str, cfg: ExperimentConfig, workdir: Path) -> Policy:
+    """The SavedModel a training run logged under ``model/sac_policy``."""
+    local = download_artifacts(run_id, "model/sac_policy", workdir, cfg.tracking.uri)
+    policy = SavedPolicy(local)
+    policy.name = "sac"
+    return policy

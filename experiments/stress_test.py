@@ -53,8 +53,9 @@ from experiments.config import (
     print_ui_command,
     to_yaml,
 )
-from experiments.evaluate import build_policies, load_sac_policy
+from experiments.evaluate import build_policies
 from experiments.progress import progress as progress_bar
+from experiments.sac_model import load_sac_policy
 from experiments.seeding import seed_everything, stream_seed
 from tracking import TrackingError
 

@@ -73,9 +73,19 @@ class ExchangeCore:
 
     @property
     def own(self) -> Own:
-        """The agent's arrays as the exchange layer's kernels take them."""
-        return Own(self.ist, self.fst, self.rng, self.params, self.fills, self.nfill,
-                   self.step_count, self.obs)  # fmt: skip
+        """The agent's arrays as the exchange layer's kernels take them (built again only when
+        an array was replaced, e.g. the random streams by ``seed``)."""
+        arrays = (self.ist, self.fst, self.rng, self.params, self.fills, self.nfill,
+                  self.step_count, self.obs)  # fmt: skip
+        own = self.__dict__.get("_own")
+        if own is None or any(a is not b for a, b in zip(own, arrays, strict=True)):
+            own = self._own = Own(*arrays)
+        return own
+
+    def order_args(self) -> tuple[Any, ...]:
+        """``(feed, ist, fst, params, fills, nfill)``: the leading arguments of the layer's
+        order functions (``place``, ``apply_quotes``, ...) for calling them on these markets."""
+        return self.feed, self.ist, self.fst, self.params, self.fills, self.nfill
 
     def state_dict(self) -> dict[str, Any]:
         """Copies of the state arrays and random streams (for checkpoints)."""

@@ -191,51 +191,54 @@ def quote_prices(action, fst, p, m):
 # --------------------------------------------------------------------------------------
 # The feed's functions (docs/exchange.md#orders-and-queue-position). Stubs: :func:`bind`
 # replaces them with a market's numba functions before compiling the generic code below.
+# Inside the kernel the agent's arrays travel as arguments, unpacked from the ``Own`` bundle
+# once per call of the step kernel: reading a bundle's field costs a reference-count update
+# (docs/exchange.md#state-bundles).
 
 
-def feed_begin(feed, own, m, k):  # pragma: no cover - interface
+def feed_begin(feed, ist, fst, p, fills, nfill, m, k):  # pragma: no cover - interface
     """Start decision ``k`` of market ``m``: return ``(t_end, entry, response, feed latency,
     p)`` with the parameter vector the market's events use during the step."""
     raise NotImplementedError
 
 
-def feed_advance(feed, own, p, m, t_next):  # pragma: no cover - interface
+def feed_advance(feed, ist, fst, rng, p, fills, nfill, m, t_next):  # pragma: no cover
     """Run market ``m``'s events up to time ``t_next`` against the agent's resting orders."""
     raise NotImplementedError
 
 
-def feed_level(feed, own, m, side, k):  # pragma: no cover - interface
+def feed_level(feed, ist, m, side, k):  # pragma: no cover - interface
     """``(price, others' lots)`` of the ``k``-th level a marketable order meets on ``side``;
     lots 0 when there is none."""
     raise NotImplementedError
 
 
-def feed_consume(feed, own, m, side, k, lots):  # pragma: no cover - interface
+def feed_consume(feed, ist, p, m, side, k, lots):  # pragma: no cover - interface
     """The agent took ``lots`` at that level; return the next level's ``k``."""
     raise NotImplementedError
 
 
-def feed_crosses(feed, own, m, side, px):  # pragma: no cover - interface
+def feed_crosses(feed, ist, m, side, px):  # pragma: no cover - interface
     """Whether an order at ``px`` on ``side`` would still trade with the book."""
     raise NotImplementedError
 
 
-def feed_join(feed, own, m, side, px):  # pragma: no cover - interface
+def feed_join(feed, ist, p, m, side, px):  # pragma: no cover - interface
     """The agent's order now rests at ``px`` (price and lots set): return the lots ahead."""
     raise NotImplementedError
 
 
-def feed_cancel(feed, own, m, side):  # pragma: no cover - interface
+def feed_cancel(feed, ist, p, m, side):  # pragma: no cover - interface
     """Withdraw the agent's order on ``side`` (no-op without one)."""
     raise NotImplementedError
 
 
-def feed_snapshot(feed, own, m):  # pragma: no cover - interface
+def feed_snapshot(feed, ist, fst, p, obs, m):  # pragma: no cover - interface
     """Write the market's part of the observation (book, mid, ...) for market ``m``."""
     raise NotImplementedError
 
 
-def feed_mid(feed, own, m):  # pragma: no cover - interface
+def feed_mid(feed, ist, fst, p, m):  # pragma: no cover - interface
     """The mid (ticks) at which the inventory is marked."""
     raise NotImplementedError
 
@@ -248,48 +251,45 @@ FEED_FUNCTIONS = ("feed_begin", "feed_advance", "feed_level", "feed_consume", "f
 # Generic order handling (compiled per feed by :func:`bind`)
 
 
-def take(feed, own, m, side, px, size):
+def take(feed, ist, fst, p, fills, nfill, m, side, px, size):
     """The agent's marketable order on ``side`` (BID buys) with limit ``px`` (ticks) walks the
     other side's levels at or better than ``px``, at the taker fee. Returns the lots left."""
-    ist, fst, p = own.ist, own.fst, own.p
     opp = 1 - side
     left = size
     k = 0
     while left > 0:
-        lp, avail = feed_level(feed, own, m, opp, k)
+        lp, avail = feed_level(feed, ist, m, opp, k)
         if avail <= 0:
             break
         if (side == BID and lp > px) or (side != BID and lp < px):
             break
         x = min(left, avail)
-        k = feed_consume(feed, own, m, opp, k, x)
+        k = feed_consume(feed, ist, p, m, opp, k, x)
         ist[m, I_TAKER] += x
         fee = settle(ist, fst, p, m, side, lp, x, p[X_TAKER_BPS])
-        record_fill(own.fills, own.nfill, m, fst[m, F_TIME], lp, x, side, 1.0, fee, 0.0, 0.0)
+        record_fill(fills, nfill, m, fst[m, F_TIME], lp, x, side, 1.0, fee, 0.0, 0.0)
         left -= x
     return left
 
 
-def place(feed, own, m, side, px, size):
+def place(feed, ist, fst, p, fills, nfill, m, side, px, size):
     """Send a limit order: the crossing part trades at once (:func:`take`); the rest joins the
     back of the queue at ``px`` (everything already there is ahead of it), or lapses when the
     book's displayed liquidity ran out before the limit."""
-    left = take(feed, own, m, side, px, size)
-    if left <= 0 or feed_crosses(feed, own, m, side, px):
+    left = take(feed, ist, fst, p, fills, nfill, m, side, px, size)
+    if left <= 0 or feed_crosses(feed, ist, m, side, px):
         return
-    ist = own.ist
     ist[m, I_APX + side] = px
     ist[m, I_AREM + side] = left
-    ahead = feed_join(feed, own, m, side, px)
+    ahead = feed_join(feed, ist, p, m, side, px)
     ist[m, I_AHEAD + side] = ahead
     ist[m, I_AHEAD0 + side] = ahead
-    own.fst[m, F_T0 + side] = own.fst[m, F_TIME]
+    fst[m, F_T0 + side] = fst[m, F_TIME]
 
 
-def apply_quotes(feed, own, m, target_bid, target_ask):
+def apply_quotes(feed, ist, fst, p, fills, nfill, m, target_bid, target_ask):
     """Make the agent's live orders those of the targets (0 = no quote on that side), within
     the inventory cap ``q_max`` (docs/exchange.md#risk-controls)."""
-    ist, p = own.ist, own.p
     size = int(p[X_ORDER_SIZE])
     q_max = p[X_Q_MAX]
     inv = ist[m, I_INV]
@@ -307,32 +307,31 @@ def apply_quotes(feed, own, m, target_bid, target_ask):
             )
             if keep:
                 continue
-            feed_cancel(feed, own, m, side)
+            feed_cancel(feed, ist, p, m, side)
         if side == BID:
             send_bid = allowed
         else:
             send_ask = allowed
     if send_bid:
-        place(feed, own, m, BID, target_bid, size)
+        place(feed, ist, fst, p, fills, nfill, m, BID, target_bid, size)
     if send_ask:
-        place(feed, own, m, 1 - BID, target_ask, size)
+        place(feed, ist, fst, p, fills, nfill, m, 1 - BID, target_ask, size)
 
 
-def liquidate(feed, own, m):
+def liquidate(feed, ist, fst, p, fills, nfill, m):
     """Cancel the agent's orders and trade the inventory away against the book (taker)."""
-    feed_cancel(feed, own, m, 0)
-    feed_cancel(feed, own, m, 1)
-    inv = own.ist[m, I_INV]
+    feed_cancel(feed, ist, p, m, 0)
+    feed_cancel(feed, ist, p, m, 1)
+    inv = ist[m, I_INV]
     if inv > 0:
-        take(feed, own, m, 1 - BID, -(2**62), inv)
+        take(feed, ist, fst, p, fills, nfill, m, 1 - BID, -(2**62), inv)
     elif inv < 0:
-        take(feed, own, m, BID, 2**62, -inv)
+        take(feed, ist, fst, p, fills, nfill, m, BID, 2**62, -inv)
 
 
-def value(feed, own, m):
+def value(feed, ist, fst, p, m):
     """Mark-to-market value (currency): cash plus the inventory at the feed's mid."""
-    p = own.p
-    return own.fst[m, F_CASH] + own.ist[m, I_INV] * feed_mid(feed, own, m) * p[X_TICK] * p[X_LOT]
+    return fst[m, F_CASH] + ist[m, I_INV] * feed_mid(feed, ist, fst, p, m) * p[X_TICK] * p[X_LOT]
 
 
 def step_loop(action, feed, own, active, out, done):
@@ -343,11 +342,11 @@ def step_loop(action, feed, own, active, out, done):
     :param active: (N,) bool, markets to step. :param out: (N_OUT, N) float64 outputs (OUT_*).
     :param done: (N,) bool, terminated (end of the episode or kill switch).
     """
-    ist, fst, rng, p, obs, step = own.ist, own.fst, own.rng, own.p, own.obs, own.step
+    ist, fst, rng, p, fills, nfill, step, obs = own
     L = int(p[X_LEVELS])
     dt = p[X_DT]
     for m in numba.prange(ist.shape[0]):
-        own.nfill[m] = 0
+        nfill[m] = 0
         if not active[m]:
             for r in range(N_OUT):
                 out[r, m] = 0.0
@@ -356,9 +355,9 @@ def step_loop(action, feed, own, active, out, done):
         t0 = fst[m, F_TIME]
         q0 = ist[m, I_INV]
         fees0 = fst[m, F_FEES]
-        value0 = value(feed, own, m)
+        value0 = value(feed, ist, fst, p, m)
         px_b, px_a = quote_prices(action, fst, p, m)
-        t_end, lat, resp, feed_lat, pm = feed_begin(feed, own, m, step[m])
+        t_end, lat, resp, feed_lat, pm = feed_begin(feed, ist, fst, p, fills, nfill, m, step[m])
         lat, resp, feed_lat = draw_latencies(ist, rng, p, m, lat, resp, feed_lat, dt)
         t_entry = min(t0 + lat, t_end)
         t_resp = t_end - resp
@@ -374,15 +373,15 @@ def step_loop(action, feed, own, active, out, done):
                 t_next = min(t_next, t_resp)
             if not feed_done:
                 t_next = min(t_next, t_feed)
-            feed_advance(feed, own, pm, m, t_next)
+            feed_advance(feed, ist, fst, rng, pm, fills, nfill, m, t_next)
             if not placed and t_entry <= t_next:
-                apply_quotes(feed, own, m, px_b, px_a)
+                apply_quotes(feed, ist, fst, p, fills, nfill, m, px_b, px_a)
                 placed = True
             if not resp_done and t_resp <= t_next:
                 snapshot_own(ist, fst, m, L, obs)
                 resp_done = True
             if not feed_done and t_feed <= t_next:
-                feed_snapshot(feed, own, m)
+                feed_snapshot(feed, ist, fst, p, obs, m)
                 fst[m, F_OBS_MID] = obs[m, O_MID]
                 feed_done = True
             if placed and resp_done and feed_done and t_next >= t_end:
@@ -390,7 +389,7 @@ def step_loop(action, feed, own, active, out, done):
         k = step[m] + 1
         step[m] = k
         finished = k >= p[X_N_STEPS]
-        value1 = value(feed, own, m)
+        value1 = value(feed, ist, fst, p, m)
         peak = max(fst[m, F_PEAK], value1)
         fst[m, F_PEAK] = peak
         if p[X_MAX_DD] > 0.0 and peak - value1 >= p[X_MAX_DD]:
@@ -398,14 +397,14 @@ def step_loop(action, feed, own, active, out, done):
         unliquidated = 0.0
         if finished:
             if p[X_LIQUIDATE] > 0:
-                liquidate(feed, own, m)
+                liquidate(feed, ist, fst, p, fills, nfill, m)
                 unliquidated = float(ist[m, I_INV])
             else:
-                feed_cancel(feed, own, m, 0)
-                feed_cancel(feed, own, m, 1)
-            value1 = value(feed, own, m)
+                feed_cancel(feed, ist, p, m, 0)
+                feed_cancel(feed, ist, p, m, 1)
+            value1 = value(feed, ist, fst, p, m)
             snapshot_own(ist, fst, m, L, obs)
-            feed_snapshot(feed, own, m)
+            feed_snapshot(feed, ist, fst, p, obs, m)
         q1 = ist[m, I_INV]
         pen = p[X_PHI] * 0.5 * (q0 * q0 + q1 * q1) * dt
         if finished:

@@ -202,41 +202,39 @@ def snapshot_trades(trades, ist, fst, m, mid, window, tobs):
 
 
 @numba.njit(cache=True)
-def lob_advance(feed, own, p, m, t_next):
-    advance(feed.book, own.ist, own.fst, own.rng, p, own.fills, own.nfill, m, t_next, 2**62,
-            False, feed.evlog, feed.nlog, feed.trades)  # fmt: skip
+def lob_advance(feed, ist, fst, rng, p, fills, nfill, m, t_next):
+    book, evlog, nlog, trades, _ = feed
+    advance(book, ist, fst, rng, p, fills, nfill, m, t_next, 2**62, False, evlog, nlog, trades)
 
 
 @numba.njit(cache=True)
-def lob_level(feed, own, m, side, k):
+def lob_level(feed, ist, m, side, k):
     """The best level of ``side`` (the book is depleted as the agent takes, so ``k`` stays 0)."""
-    ist = own.ist
     px = ist[m, I_ASK_PX] if side == ASK else ist[m, I_BID_PX]
     return px, feed.book[m, side, spread(ist, m) - 1]
 
 
 @numba.njit(cache=True)
-def lob_consume(feed, own, m, side, k, lots):
-    book, ist = feed.book, own.ist
+def lob_consume(feed, ist, p, m, side, k, lots):
+    book = feed.book
     s = spread(ist, m)
     book[m, side, s - 1] -= lots
     ist[m, I_PASSIVE_OTHERS] += lots
     if level_total(book, ist, m, side, s) == 0:
-        fix_best(book, ist, m, side, int(own.p[P_L]))
+        fix_best(book, ist, m, side, int(p[P_L]))
     return 0
 
 
 @numba.njit(cache=True)
-def lob_crosses(feed, own, m, side, px):
-    ist = own.ist
+def lob_crosses(feed, ist, m, side, px):
     return (side == BID and px >= ist[m, I_ASK_PX]) or (side == ASK and px <= ist[m, I_BID_PX])
 
 
 @numba.njit(cache=True)
-def lob_join(feed, own, m, side, px):
+def lob_join(feed, ist, p, m, side, px):
     """The order joins the back of the queue at its price; inside the spread it is the best."""
-    book, ist = feed.book, own.ist
-    L = int(own.p[P_L])
+    book = feed.book
+    L = int(p[P_L])
     i = agent_level(ist, m, side)
     ahead = book[m, side, i - 1] if 1 <= i <= L else 0
     if 1 <= i < spread(ist, m):
@@ -245,27 +243,26 @@ def lob_join(feed, own, m, side, px):
 
 
 @numba.njit(cache=True)
-def lob_cancel(feed, own, m, side):
-    cancel_agent(feed.book, own.ist, m, side, int(own.p[P_L]))
+def lob_cancel(feed, ist, p, m, side):
+    cancel_agent(feed.book, ist, m, side, int(p[P_L]))
 
 
 @numba.njit(cache=True)
-def lob_snapshot(feed, own, m):
-    L = int(own.p[P_L])
-    snapshot_market(feed.book, own.ist, m, L, own.obs)
-    snapshot_trades(feed.trades, own.ist, own.fst, m, own.obs[m, O_MID], own.p[X_DT], feed.tobs)
+def lob_snapshot(feed, ist, fst, p, obs, m):
+    book, _, _, trades, tobs = feed
+    snapshot_market(book, ist, m, int(p[P_L]), obs)
+    snapshot_trades(trades, ist, fst, m, obs[m, O_MID], p[X_DT], tobs)
 
 
 @numba.njit(cache=True)
-def lob_mid(feed, own, m):
-    return others_mid(feed.book, own.ist, m, int(own.p[P_L]))
+def lob_mid(feed, ist, fst, p, m):
+    return others_mid(feed.book, ist, m, int(p[P_L]))
 
 
 @numba.njit(cache=True)
-def lob_begin(feed, own, m, k):
+def lob_begin(feed, ist, fst, p, fills, nfill, m, k):
     """Decision ``k``'s end time, latencies and order-flow parameters: the configured ones, or
     this step's column of the stress schedule (a jump shifts the book here, :func:`jump_book`)."""
-    p = own.p
     t_end = (k + 1) * p[X_DT]
     lat, resp, feed_lat = p[X_ENTRY_LAT], p[X_RESP_LAT], p[X_FEED_LAT]
     pm = p  # the order flow's parameters for this step
@@ -278,7 +275,7 @@ def lob_begin(feed, own, m, k):
         resp = p[col + S_RESP_LAT * n_steps]
         jump = int(p[col + S_JUMP * n_steps])
         if jump != 0:
-            jump_book(feed, own, m, jump)
+            jump_book(feed, ist, fst, p, fills, nfill, m, jump)
         rate = p[col + S_RATE * n_steps]
         mkt_bid = p[col + S_MKT_BID * n_steps]
         mkt_ask = p[col + S_MKT_ASK * n_steps]
@@ -298,7 +295,7 @@ step_kernel_parallel = _exchange.step_kernel_parallel
 
 
 @numba.njit(cache=True)
-def jump_book(feed, own, m, d):
+def jump_book(feed, ist, fst, p, fills, nfill, m, d):
     """Shift the others' whole book by ``d`` ticks at once (a flash crash for ``d < 0``).
 
     The queues keep their sizes and their distances from the opposite best (the arrays are
@@ -309,7 +306,7 @@ def jump_book(feed, own, m, d):
     ring); the other rests at its price behind the lots now there (its entry time kept).
     No random number is drawn.
     """
-    book, ist, fst, p = feed.book, own.ist, own.fst, own.p
+    book = feed.book
     L = int(p[P_L])
     px = np.zeros(2, np.int64)
     rem = np.zeros(2, np.int64)
@@ -335,12 +332,12 @@ def jump_book(feed, own, m, d):
             ist[m, I_AREM + side] = rem[side]
             ist[m, I_AHEAD + side] = 0
             fst[m, F_T0 + side] = t0[side]
-            passive_fill(ist, fst, p, own.fills, own.nfill, m, side, rem[side], fst[m, F_TIME])
+            passive_fill(ist, fst, p, fills, nfill, m, side, rem[side], fst[m, F_TIME])
             ist[m, I_MKT_EXEC] += rem[side]
             keep_trade(feed.trades, ist, fst, m, px[side], rem[side] if side == ASK else -rem[side])
         else:
             ahead0 = ist[m, I_AHEAD0 + side]
-            place(feed, own, m, side, px[side], rem[side])
+            place(feed, ist, fst, p, fills, nfill, m, side, px[side], rem[side])
             fst[m, F_T0 + side] = t0[side]
             ist[m, I_AHEAD0 + side] = ahead0
 
@@ -514,7 +511,10 @@ class LOBMarketCore(ExchangeCore):
     @property
     def feed(self) -> LOBFeed:
         """The book's arrays as the exchange layer's kernels take them."""
-        return LOBFeed(self.book, *self._no_log, self.trades, self.trades_obs)
+        feed = self.__dict__.get("_feed")
+        if feed is None or feed.book is not self.book or feed.trades is not self.trades:
+            feed = self._feed = LOBFeed(self.book, *self._no_log, self.trades, self.trades_obs)
+        return feed
 
     def reset_state(self, mask: np.ndarray | None = None) -> None:
         """Fresh books and a flat agent for the markets selected by ``mask`` (all when None)."""

@@ -126,71 +126,6 @@ def current_row(row, ist, m):
 # Replaying events against the agent's orders
 
 
-@numba.njit(cache=True)
-def on_event(feed, own, e, m, s):
-    """Event ``e``'s effect on the agent's live order on side ``s`` (see the module docstring)."""
-    ist, p = own.ist, own.p
-    P = ist[m, I_APX + s]
-    k = feed.kind[e]
-    es = feed.side[e]
-    x = feed.price[e]
-    z = feed.size[e]
-    te = feed.t[e]
-    if k == ADD:
-        if es == s:
-            if x == P:
-                ist[m, I_LVL + s] += z
-        elif (s == BID and x <= P) or (s != BID and x >= P):
-            passive_fill(ist, own.fst, p, own.fills, own.nfill, m, s, min(z, ist[m, I_AREM + s]),
-                         te)  # fmt: skip
-    elif k == TRADE:
-        if es != s:
-            return
-        if (s == BID and x < P) or (s != BID and x > P):
-            ist[m, I_AHEAD + s] = 0
-            passive_fill(ist, own.fst, p, own.fills, own.nfill, m, s, min(z, ist[m, I_AREM + s]),
-                         te)  # fmt: skip
-        elif x == P and not feed.hidden[e]:
-            ahead = ist[m, I_AHEAD + s]
-            if p[X_QUEUE] == QUEUE_EXACT and feed.added_at[e] < ist[m, I_ENTRY + s]:
-                ist[m, I_AHEAD + s] = max(ahead - z, 0)  # an order that was ahead traded
-                left = 0
-            else:
-                a = min(z, ahead)
-                ist[m, I_AHEAD + s] = ahead - a
-                left = z - a
-                if p[P_TRADES_MOVE] == 0:
-                    ist[m, I_CUMTR + s] += z
-            passive_fill(ist, own.fst, p, own.fills, own.nfill, m, s,
-                         min(left, ist[m, I_AREM + s]), te)  # fmt: skip
-            if p[P_TRADES_MOVE] != 0:
-                lvl = max(ist[m, I_LVL + s] - z, 0)
-                ist[m, I_LVL + s] = lvl
-                ist[m, I_AHEAD + s] = min(ist[m, I_AHEAD + s], lvl)
-    elif k == CANCEL:
-        if es != s or x != P:
-            return
-        lvl0 = ist[m, I_LVL + s]
-        a = ist[m, I_AHEAD + s]
-        if p[X_QUEUE] == QUEUE_EXACT:
-            if feed.added_at[e] < ist[m, I_ENTRY + s]:
-                a = max(a - z, 0)
-        else:
-            echo = min(z, ist[m, I_CUMTR + s])
-            ist[m, I_CUMTR + s] -= echo
-            chg = z - echo
-            if chg > 0:
-                b = max(lvl0 - echo - a, 0)
-                a -= cancel_from_ahead(own.rng, m, p, a, b, chg)
-        lvl = max(lvl0 - z, 0)
-        ist[m, I_LVL + s] = lvl
-        ist[m, I_AHEAD + s] = min(a, lvl)
-    elif k == SNAPSHOT:
-        if es == s and x == P:
-            ist[m, I_LVL + s] = z
-            ist[m, I_AHEAD + s] = min(ist[m, I_AHEAD + s], z)
-
-
 # --------------------------------------------------------------------------------------
 # Observations
 
@@ -213,48 +148,109 @@ def snapshot_market(bpx, bsz, r, fst, m, L, obs):
 
 
 @numba.njit(cache=True)
-def replay_begin(feed, own, m, k):
-    p = own.p
-    t_end = own.fst[m, F_START] + (k + 1) * p[X_DT]
+def replay_begin(feed, ist, fst, p, fills, nfill, m, k):
+    t_end = fst[m, F_START] + (k + 1) * p[X_DT]
     return t_end, p[X_ENTRY_LAT], p[X_RESP_LAT], p[X_FEED_LAT], p
 
 
 @numba.njit(cache=True)
-def replay_advance(feed, own, p, m, t_next):
-    """Replay the events with time ``<= t_next`` against market ``m``'s orders."""
-    ist = own.ist
-    t = feed.t
+def replay_advance(feed, ist, fst, rng, p, fills, nfill, m, t_next):
+    """Replay the events with time ``<= t_next`` against market ``m``'s orders: each event's
+    effect on the agent's live order on each side (see the module docstring).
+
+    The feed is unpacked once, before the loop over events: reading a field of a bundle
+    inside it costs a reference-count update per read (docs/exchange.md#state-bundles).
+    """
+    t, kind, eside, price, size, added_at, hidden, _, _, _ = feed
+    exact = p[X_QUEUE] == QUEUE_EXACT
+    moves = p[P_TRADES_MOVE] != 0
     cur = ist[m, I_CUR]
     n = t.shape[0]
     start = cur
     while cur < n and t[cur] <= t_next:
-        if ist[m, I_AREM] > 0:
-            on_event(feed, own, cur, m, 0)
-        if ist[m, I_AREM + 1] > 0:
-            on_event(feed, own, cur, m, 1)
+        e = cur
+        k = kind[e]
+        es = eside[e]
+        x = price[e]
+        z = size[e]
+        for s in range(2):
+            if ist[m, I_AREM + s] <= 0:
+                continue
+            P = ist[m, I_APX + s]
+            if k == ADD:
+                if es == s:
+                    if x == P:
+                        ist[m, I_LVL + s] += z
+                elif (s == BID and x <= P) or (s != BID and x >= P):
+                    passive_fill(ist, fst, p, fills, nfill, m, s, min(z, ist[m, I_AREM + s]), t[e])
+            elif k == TRADE:
+                if es != s:
+                    continue
+                if (s == BID and x < P) or (s != BID and x > P):
+                    ist[m, I_AHEAD + s] = 0
+                    passive_fill(ist, fst, p, fills, nfill, m, s, min(z, ist[m, I_AREM + s]), t[e])
+                elif x == P and not hidden[e]:
+                    ahead = ist[m, I_AHEAD + s]
+                    if exact and added_at[e] < ist[m, I_ENTRY + s]:
+                        ist[m, I_AHEAD + s] = max(ahead - z, 0)  # an order that was ahead traded
+                        left = 0
+                    else:
+                        a = min(z, ahead)
+                        ist[m, I_AHEAD + s] = ahead - a
+                        left = z - a
+                        if not moves:
+                            ist[m, I_CUMTR + s] += z
+                    passive_fill(ist, fst, p, fills, nfill, m, s, min(left, ist[m, I_AREM + s]),
+                                 t[e])  # fmt: skip
+                    if moves:
+                        lvl = max(ist[m, I_LVL + s] - z, 0)
+                        ist[m, I_LVL + s] = lvl
+                        ist[m, I_AHEAD + s] = min(ist[m, I_AHEAD + s], lvl)
+            elif k == CANCEL:
+                if es != s or x != P:
+                    continue
+                lvl0 = ist[m, I_LVL + s]
+                a = ist[m, I_AHEAD + s]
+                if exact:
+                    if added_at[e] < ist[m, I_ENTRY + s]:
+                        a = max(a - z, 0)
+                else:
+                    echo = min(z, ist[m, I_CUMTR + s])
+                    ist[m, I_CUMTR + s] -= echo
+                    chg = z - echo
+                    if chg > 0:
+                        b = max(lvl0 - echo - a, 0)
+                        a -= cancel_from_ahead(rng, m, p, a, b, chg)
+                lvl = max(lvl0 - z, 0)
+                ist[m, I_LVL + s] = lvl
+                ist[m, I_AHEAD + s] = min(a, lvl)
+            elif k == SNAPSHOT:
+                if es == s and x == P:
+                    ist[m, I_LVL + s] = z
+                    ist[m, I_AHEAD + s] = min(ist[m, I_AHEAD + s], z)
         cur += 1
     ist[m, I_CUR] = cur
     ist[m, I_EVENTS] += cur - start
-    own.fst[m, F_TIME] = t_next
+    fst[m, F_TIME] = t_next
 
 
 @numba.njit(cache=True)
-def replay_level(feed, own, m, side, k):
+def replay_level(feed, ist, m, side, k):
     """Displayed level ``k`` of ``side`` (the recorded book is not depleted by the agent)."""
     if k >= feed.bpx.shape[2]:
         return 0, 0
-    r = current_row(feed.row, own.ist, m)
+    r = current_row(feed.row, ist, m)
     return feed.bpx[r, side, k], feed.bsz[r, side, k]
 
 
 @numba.njit(cache=True)
-def replay_consume(feed, own, m, side, k, lots):
+def replay_consume(feed, ist, p, m, side, k, lots):
     return k + 1
 
 
 @numba.njit(cache=True)
-def replay_crosses(feed, own, m, side, px):
-    r = current_row(feed.row, own.ist, m)
+def replay_crosses(feed, ist, m, side, px):
+    r = current_row(feed.row, ist, m)
     opp = 1 - side
     if feed.bsz[r, opp, 0] <= 0:
         return False
@@ -263,10 +259,9 @@ def replay_crosses(feed, own, m, side, px):
 
 
 @numba.njit(cache=True)
-def replay_join(feed, own, m, side, px):
+def replay_join(feed, ist, p, m, side, px):
     """The others' lots displayed at ``px`` are ahead (a price beyond the displayed depth is
     unknown, taken as 0 and counted in ``I_DEEP``)."""
-    ist = own.ist
     r = current_row(feed.row, ist, m)
     lvl = level_size(feed.bpx, feed.bsz, r, side, px, feed.bpx.shape[2])
     if lvl < 0:
@@ -279,21 +274,20 @@ def replay_join(feed, own, m, side, px):
 
 
 @numba.njit(cache=True)
-def replay_cancel(feed, own, m, side):
-    own.ist[m, I_AREM + side] = 0
-    own.ist[m, I_AHEAD + side] = 0
+def replay_cancel(feed, ist, p, m, side):
+    ist[m, I_AREM + side] = 0
+    ist[m, I_AHEAD + side] = 0
 
 
 @numba.njit(cache=True)
-def replay_snapshot(feed, own, m):
-    r = current_row(feed.row, own.ist, m)
-    snapshot_market(feed.bpx, feed.bsz, r, own.fst, m, feed.bpx.shape[2], own.obs)
+def replay_snapshot(feed, ist, fst, p, obs, m):
+    r = current_row(feed.row, ist, m)
+    snapshot_market(feed.bpx, feed.bsz, r, fst, m, feed.bpx.shape[2], obs)
 
 
 @numba.njit(cache=True)
-def replay_mid(feed, own, m):
-    fst = own.fst
-    mid = book_mid(feed.bpx, feed.bsz, current_row(feed.row, own.ist, m), fst[m, F_MID])
+def replay_mid(feed, ist, fst, p, m):
+    mid = book_mid(feed.bpx, feed.bsz, current_row(feed.row, ist, m), fst[m, F_MID])
     fst[m, F_MID] = mid
     return mid
 
@@ -395,9 +389,12 @@ class ReplayMarketCore(ExchangeCore):
     @property
     def feed(self) -> ReplayFeed:
         """The tape's arrays as the exchange layer's kernels take them."""
-        tp = self.tape
-        return ReplayFeed(tp.t, tp.kind, tp.side, tp.price, tp.size, tp.added_at, tp.hidden,
-                          tp.row, tp.book_px, tp.book_sz)  # fmt: skip
+        feed = self.__dict__.get("_feed")
+        if feed is None or feed.t is not self.tape.t:
+            tp = self.tape
+            feed = self._feed = ReplayFeed(tp.t, tp.kind, tp.side, tp.price, tp.size, tp.added_at,
+                                           tp.hidden, tp.row, tp.book_px, tp.book_sz)  # fmt: skip
+        return feed
 
     def state_dict(self) -> dict[str, Any]:
         """Copies of the state arrays, random streams and pending window starts."""

@@ -63,8 +63,9 @@ def args(core):
 
 
 def orders(core, p):
-    """The exchange layer's bundles of ``core`` with the parameter vector ``p``."""
-    return core.feed, core.own._replace(p=p)
+    """The order functions' leading arguments for ``core`` with the parameter vector ``p``."""
+    feed, ist, fst, _, fills, nfill = core.order_args()
+    return feed, ist, fst, p, fills, nfill
 
 
 def fills(core):

@@ -267,7 +267,7 @@ def test_risk_averse_fifo_matches_a_reference_queue(ahead, size, stream, seed):
     core.book[0, ASK, 0] = 5
     b, i, f, p, fl, nf = core.book, core.ist, core.fst, core.params, core.fills, core.nfill
     queue = ["O"] * ahead
-    place(core.feed, core.own, 0, BID, 10_000, size)
+    place(*core.order_args(), 0, BID, 10_000, size)
     queue += ["A"] * size
     for kind, k in stream:
         if "A" not in queue:

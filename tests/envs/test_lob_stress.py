@@ -272,12 +272,12 @@ def test_a_crash_trades_through_the_agents_bid_at_its_price():
     core.seed(0)
     core.reset_state()
     bid, ask = int(core.ist[0, I_BID_PX]), int(core.ist[0, I_ASK_PX])
-    place(core.feed, core.own, 0, BID, bid, 2)
-    place(core.feed, core.own, 0, ASK, ask + 1, 1)
+    place(*core.order_args(), 0, BID, bid, 2)
+    place(*core.order_args(), 0, ASK, ask + 1, 1)
     others = core.book.copy()
     maker0, mkt0, passive0 = (core.ist[0, k] for k in (I_AGENT_MAKER, I_MKT_EXEC,
                                                          I_PASSIVE_OTHERS))  # fmt: skip
-    jump_book(core.feed, core.own, 0, -4)
+    jump_book(core.feed, core.ist, core.fst, core.params, core.fills, core.nfill, 0, -4)
     assert core.ist[0, I_INV] == 2 and core.ist[0, I_AREM + BID] == 0  # bought both lots
     assert core.fills[0, core.nfill[0] - 1, FILL_PRICE] == bid  # at its own price
     assert core.ist[0, I_AGENT_MAKER] - maker0 == core.ist[0, I_MKT_EXEC] - mkt0 == 2
@@ -295,7 +295,7 @@ def test_jump_conserves_lots_and_cash(d, bid_off, ask_off):
     core.seed(abs(d))
     core.reset_state()
     bid, ask = int(core.ist[0, I_BID_PX]), int(core.ist[0, I_ASK_PX])
-    args = (core.feed, core.own, 0)
+    args = (core.feed, core.ist, core.fst, core.params, core.fills, core.nfill, 0)
     place(*args, BID, bid - bid_off, 1)
     place(*args, ASK, ask + ask_off, 1)
     others = core.book.sum()
