@@ -1028,7 +1028,9 @@ RL_HEADER = 24
  RL_NREV) = range(22)  # fmt: skip
 # offsets (from P_RL) of the header entries; the RL_MU.. entries hold absolute offsets in p
 R_X, R_B, R_NMO = 0, 1, 2  # reference price (ticks), bucket 1..K, market orders so far
-R_S = 3  # + m * 6 + j: excitation S[m][j], then the ring of the last H market-order signs
+R_S = 3  # + m * 6 + i: excitation of type i by kernel m, Z[m][i] = sum_j alpha[m][i][j] S[m][j]
+# then, after the 6 M excitations: the propagator's running sum of signs per lag bin (n_bins),
+# then the ring of the last H = last lag + 2 market-order signs
 N_RL_TYPES = 6
 (RL_MARKET_BUY, RL_MARKET_SELL, RL_LIMIT_BID, RL_LIMIT_ASK, RL_CANCEL_BID,
  RL_CANCEL_ASK) = range(6)  # fmt: skip
@@ -1040,7 +1042,7 @@ def fstate_width(p: np.ndarray) -> int:
     if p[P_MODEL] != MODEL_RL:
         return N_FSTATE
     M, H = int(p[P_RL + RL_M]), int(p[P_RL + RL_H])
-    return N_FSTATE + R_S + N_RL_TYPES * M + H
+    return N_FSTATE + R_S + N_RL_TYPES * M + int(p[P_RL + RL_NBINS]) + H
 
 
 @numba.njit(inline="always", cache=True)
@@ -1070,21 +1072,17 @@ def rl_queue(book, ist, m, side, px, L):
     return book[m, side, i - 1]
 
 
-@numba.njit(cache=True)
+@numba.njit(inline="always", cache=True)
 def rl_intensities(fst, p, m, lam):
     """``lambda_i`` of the six types (market orders times their stress factors); their sum."""
     M, K = int(p[P_RL + RL_M]), int(p[P_RL + RL_K])
-    mu, phi, alpha = int(p[P_RL + RL_MU]), int(p[P_RL + RL_PHI]), int(p[P_RL + RL_ALPHA])
+    mu, phi = int(p[P_RL + RL_MU]), int(p[P_RL + RL_PHI])
     b = int(fst[m, N_FSTATE + R_B])
     total = 0.0
     for i in range(N_RL_TYPES):
         v = p[mu + i] * p[phi + i * K + b - 1]
         for k in range(M):
-            for j in range(N_RL_TYPES):
-                v += (
-                    p[alpha + (k * N_RL_TYPES + i) * N_RL_TYPES + j]
-                    * fst[m, N_FSTATE + R_S + k * N_RL_TYPES + j]
-                )
+            v += fst[m, N_FSTATE + R_S + k * N_RL_TYPES + i]
         if i == RL_MARKET_BUY:
             v *= p[P_MKT_SCALE + ASK]
         elif i == RL_MARKET_SELL:
@@ -1094,7 +1092,7 @@ def rl_intensities(fst, p, m, lam):
     return total
 
 
-@numba.njit(cache=True)
+@numba.njit(inline="always", cache=True)
 def rl_decay(fst, p, m, dt):
     M = int(p[P_RL + RL_M])
     beta = int(p[P_RL + RL_BETA])
@@ -1104,7 +1102,7 @@ def rl_decay(fst, p, m, dt):
             fst[m, N_FSTATE + R_S + k * N_RL_TYPES + j] *= f
 
 
-@numba.njit(cache=True)
+@numba.njit(inline="always", cache=True)
 def rl_take(book, ist, fst, p, fills, nfill, m, side, op, take, L, trades):
     """A market order takes ``take`` lots from ``side``: the agent's order priced better than
     the others' best ``op`` first, then FIFO at ``op`` (the queue ahead, the agent, the rest).
@@ -1142,7 +1140,7 @@ def rl_take(book, ist, fst, p, fills, nfill, m, side, op, take, L, trades):
     return q
 
 
-@numba.njit(cache=True)
+@numba.njit(inline="always", cache=True)
 def rl_rebuild(book, ist, fst, p, fills, nfill, m, L, old, qb, qa, fresh, trades):
     """Lay the others' queues ``qb``, ``qa`` at the quotes of the current reference price and
     bucket, and the agent's orders around them: an order the new quotes cross was traded
@@ -1167,9 +1165,11 @@ def rl_rebuild(book, ist, fst, p, fills, nfill, m, L, old, qb, qa, fresh, trades
         best_ask = min(oa, ist[m, I_APX + ASK])
     if best_ask + best_bid != ist[m, I_ASK_PX] + ist[m, I_BID_PX]:
         ist[m, I_MID_MOVES] += 1
-    for side in range(2):
-        for j in range(L):
-            book[m, side, j] = 0
+    for side in range(2):  # the others' lots rest at their two best prices only
+        op = old[side]
+        i = ist[m, I_ASK_PX] - op if side == BID else op - ist[m, I_BID_PX]
+        if 1 <= i <= L:
+            book[m, side, i - 1] = 0
     ist[m, I_BID_PX] = best_bid
     ist[m, I_ASK_PX] = best_ask
     book[m, BID, best_ask - ob - 1] = qb
@@ -1187,7 +1187,7 @@ def rl_rebuild(book, ist, fst, p, fills, nfill, m, L, old, qb, qa, fresh, trades
             ist[m, I_AHEAD + side] = min(ist[m, I_AHEAD + side], q)
 
 
-@numba.njit(cache=True)
+@numba.njit(inline="always", cache=True)
 def rl_normal(rng, m):
     """A standard normal (Box-Muller, one of the pair)."""
     u1 = uniform(rng, m)
@@ -1195,11 +1195,13 @@ def rl_normal(rng, m):
     return np.sqrt(-2.0 * np.log1p(-u1)) * np.cos(2.0 * np.pi * u2)
 
 
-@numba.njit(cache=True)
+@numba.njit(inline="always", cache=True)
 def rl_event(book, ist, fst, rng, p, fills, nfill, m, e, b_new, L, trades, old, fresh):
     """Apply best-level event ``e`` with the new bucket ``b_new`` (the rules of
-    docs/calibration.md#realistic-order-flow)."""
+    docs/calibration.md#realistic-order-flow). Returns the event's own lots (traded, added or
+    cancelled; redrawn queues not included)."""
     b = int(fst[m, N_FSTATE + R_B])
+    lots = 0
     ob, oa = rl_quotes(fst, p, m)
     old[BID], old[ASK] = ob, oa
     fresh[BID], fresh[ASK] = 0, 0
@@ -1220,31 +1222,40 @@ def rl_event(book, ist, fst, rng, p, fills, nfill, m, e, b_new, L, trades, old, 
         if b_new > b:
             take = q + ahead_of_others
         else:
-            take = max(0, min(size, ahead_of_others + q - 1))
+            take = min(size, ahead_of_others + q)
+        exec0 = ist[m, I_MKT_EXEC]
         q = rl_take(book, ist, fst, p, fills, nfill, m, side, op, take, L, trades)
+        lots = ist[m, I_MKT_EXEC] - exec0
         if b_new > b:
             ist[m, I_DROPPED] += q
             q = rl_draw(rng, m, p, off_rev, n_rev)
             ist[m, I_ADDED] += q
             fresh[side] = 1
+        elif q == 0:  # the spread stays: one lot stays at the quote (behind the agent's order)
+            q = 1
+            ist[m, I_ADDED] += 1
         if side == ASK:
             qa = q
         else:
             qb = q
         # the propagator: this order is k = 0
         H = int(p[P_RL + RL_H])
-        ring = N_FSTATE + R_S + N_RL_TYPES * int(p[P_RL + RL_M])
+        nbins = int(p[P_RL + RL_NBINS])
+        sums = N_FSTATE + R_S + N_RL_TYPES * int(p[P_RL + RL_M])
+        ring = sums + nbins
         n = int(fst[m, N_FSTATE + R_NMO])
         fst[m, ring + n % H] = 1.0 if side == ASK else -1.0
         n += 1
         fst[m, N_FSTATE + R_NMO] = n
         inc, bins = int(p[P_RL + RL_INC]), int(p[P_RL + RL_BINS])
         dx = 0.0
-        for r in range(int(p[P_RL + RL_NBINS])):
-            acc = 0.0
-            for k in range(int(p[bins + 2 * r]), min(int(p[bins + 2 * r + 1]) + 1, n)):
-                acc += fst[m, ring + (n - 1 - k) % H]
-            dx += p[inc + r] * acc
+        for r in range(nbins):  # every past order is one lag older: slide each bin's sum
+            lo, hi = int(p[bins + 2 * r]), int(p[bins + 2 * r + 1])
+            if lo < n:
+                fst[m, sums + r] += fst[m, ring + (n - 1 - lo) % H]
+            if hi + 1 < n:
+                fst[m, sums + r] -= fst[m, ring + (n - 2 - hi) % H]
+            dx += p[inc + r] * fst[m, sums + r]
         noise = p[P_RL + RL_NOISE]
         if noise > 0.0:
             dx += noise * rl_normal(rng, m)
@@ -1260,6 +1271,7 @@ def rl_event(book, ist, fst, rng, p, fills, nfill, m, e, b_new, L, trades, old, 
         else:
             q += size
         ist[m, I_ADDED] += size
+        lots = size
         if side == BID:
             qb = q
         else:
@@ -1276,6 +1288,7 @@ def rl_event(book, ist, fst, rng, p, fills, nfill, m, e, b_new, L, trades, old, 
                 ist[m, I_AHEAD + side] = a - cancel_from_ahead(rng, m, p, a, q - a, c)
             q -= c
             ist[m, I_CANCELLED] += c
+            lots = c
         if b_new > b:
             ist[m, I_DROPPED] += q
             q = rl_draw(rng, m, p, off_rev, n_rev)
@@ -1296,6 +1309,35 @@ def rl_event(book, ist, fst, rng, p, fills, nfill, m, e, b_new, L, trades, old, 
         ist[m, I_ADDED] += qa
         fresh[ASK] = 1
     rl_rebuild(book, ist, fst, p, fills, nfill, m, L, old, qb, qa, fresh, trades)
+    return lots
+
+
+@numba.njit(cache=True)
+def rl_log(evlog, nlog, book, ist, fst, p, m, e, lots, old, fresh, L):
+    """Log event ``e`` (``lots`` its own lots; ``old`` the others' quotes before it): a market
+    order is a ``trade`` row at the touched quote (none when it traded nothing), a limit order
+    an ``add`` at its side's quote after it, a cancellation a ``cancel`` at the quote it left;
+    then, when the quotes moved or a queue was replaced, ``snapshot`` rows (synthetic) of both
+    best queues, as a queue-reactive redraw is written."""
+    ob, oa = rl_quotes(fst, p, m)
+    if e == RL_MARKET_BUY or e == RL_MARKET_SELL:
+        side = ASK if e == RL_MARKET_BUY else BID
+        if lots > 0:
+            log_row(evlog, nlog, book, ist, fst, m, KIND_TRADE, side, old[side], lots,
+                    1 if side == ASK else -1, 0.0, L)  # fmt: skip
+    elif e == RL_LIMIT_BID or e == RL_LIMIT_ASK:
+        side = BID if e == RL_LIMIT_BID else ASK
+        log_row(evlog, nlog, book, ist, fst, m, KIND_ADD, side, ob if side == BID else oa, lots,
+                0, 0.0, L)  # fmt: skip
+    elif lots > 0:
+        side = BID if e == RL_CANCEL_BID else ASK
+        log_row(evlog, nlog, book, ist, fst, m, KIND_CANCEL, side, old[side], lots, 0, 0.0, L)
+    if ob != old[BID] or oa != old[ASK] or fresh[BID] or fresh[ASK]:
+        for side in range(2):
+            px = ob if side == BID else oa
+            q = rl_queue(book, ist, m, side, px, L)
+            if q > 0:
+                log_row(evlog, nlog, book, ist, fst, m, KIND_SNAPSHOT, side, px, q, 0, 1.0, L)
 
 
 @numba.njit(cache=True)
@@ -1307,7 +1349,8 @@ def advance_rl(
     ``t_end`` decays the excitations to ``t_end`` and stops (exact: given ``S`` the process
     is memoryless). ``p[P_RATE_SCALE]`` runs the clock faster (the intensities and the decays
     in scaled time), ``p[P_MKT_SCALE + side]`` multiplies the market orders hitting ``side``.
-    The event log is not written for this flow."""
+    The event log (:func:`rl_log`) gets the event's row and, when the others' quotes moved or a
+    queue was replaced, synthetic snapshot rows of the two best queues."""
     L = int(p[P_L])
     K = int(p[P_RL + RL_K])
     trans = int(p[P_RL + RL_TRANS])
@@ -1317,8 +1360,11 @@ def advance_rl(
     fresh = np.zeros(2, np.int64)
     n_events = 0
     mid0 = ist[m, I_ASK_PX] + ist[m, I_BID_PX]
+    logging = evlog.shape[1] > 0
+    total = rl_intensities(fst, p, m, lam)
     while n_events < max_events:
-        total = rl_intensities(fst, p, m, lam)
+        if logging and nlog[m] + 4 > evlog.shape[1]:
+            return STOP_LOG
         if not total > 0.0:
             fst[m, F_TIME] = t_end
             return STOP_TIME
@@ -1333,6 +1379,7 @@ def advance_rl(
         u = uniform(rng, m) * total
         now = rl_intensities(fst, p, m, lam)
         if u >= now:
+            total = now  # the next bound: the intensities at the current time
             continue  # rejected: no event
         e = N_RL_TYPES - 1
         acc = 0.0
@@ -1347,11 +1394,17 @@ def advance_rl(
         ist[m, I_EVENTS] += 1
         b = int(fst[m, N_FSTATE + R_B])
         b_new = rl_draw(rng, m, p, trans + (e * K + b - 1) * K, K)
-        rl_event(book, ist, fst, rng, p, fills, nfill, m, e, b_new, L, trades, old, fresh)
+        lots = rl_event(book, ist, fst, rng, p, fills, nfill, m, e, b_new, L, trades, old, fresh)
+        if logging:
+            rl_log(evlog, nlog, book, ist, fst, p, m, e, lots, old, fresh, L)
         M = int(p[P_RL + RL_M])
-        beta = int(p[P_RL + RL_BETA])
-        for k in range(M):
-            fst[m, N_FSTATE + R_S + k * N_RL_TYPES + e] += p[beta + k]
+        beta, alpha = int(p[P_RL + RL_BETA]), int(p[P_RL + RL_ALPHA])
+        for k in range(M):  # S[k][e] += beta_k, so Z[k][i] += alpha[k][i][e] beta_k
+            for i in range(N_RL_TYPES):
+                fst[m, N_FSTATE + R_S + k * N_RL_TYPES + i] += (
+                    p[alpha + (k * N_RL_TYPES + i) * N_RL_TYPES + e] * p[beta + k]
+                )
+        total = rl_intensities(fst, p, m, lam)
         if stop_on_mid and ist[m, I_ASK_PX] + ist[m, I_BID_PX] != mid0:
             return STOP_MID
     return STOP_EVENTS
@@ -1501,7 +1554,7 @@ def _pack_realistic(rp) -> np.ndarray:
     head = P_RL
     p[head + RL_M], p[head + RL_K], p[head + RL_G] = M, K, rp.spread.grid_ticks
     p[head + RL_NBINS] = bins.shape[0]
-    p[head + RL_H] = int(bins[:, 1].max()) + 1
+    p[head + RL_H] = int(bins[:, 1].max()) + 2  # the sign leaving the last bin stays readable
     p[head + RL_NOISE] = rp.impact.noise_sd
     p[head + RL_MODAL] = int(np.argmax(rp.spread.time_share))
     slots = {"mu": RL_MU, "phi": RL_PHI, "alpha": RL_ALPHA, "beta": RL_BETA, "trans": RL_TRANS,

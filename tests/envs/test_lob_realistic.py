@@ -41,8 +41,8 @@ def run_kernel(market: MarketParams, duration: float, seed: int):
     books.seed(seed)
     books.reset()
     rp = market.realistic_params
-    M, H = len(rp.hawkes.decays), rp.impact.lag_bins[-1][1] + 1
-    ring = N_FSTATE + R_S + 6 * M
+    M, H = len(rp.hawkes.decays), rp.impact.lag_bins[-1][1] + 2
+    ring = N_FSTATE + R_S + 6 * M + len(rp.impact.lag_bins)  # the sign ring (envs.lob.book)
     signs, spread_time = [], 0.0
     n_mo = 0
     t = 0.0
