@@ -4,7 +4,9 @@ Usage: ``python benchmarks/lob_throughput.py [--seconds 2] [--skip-cold]``
 
 - market events/s: ``N = 1024`` Cont-Stoikov-Talreja books (Tokyo parameters) advanced by the
   event kernel alone, on one core (serial kernel) and on all cores (``prange`` over books), and
-  the queue-reactive default (``configs/markets/queue_reactive_default.yaml``) on one core;
+  the queue-reactive default (``configs/markets/queue_reactive_default.yaml``) and the realistic
+  flow fitted to GOOG (``configs/markets/goog_2012-06-21_realistic.yaml``; accepted events, the
+  thinning's rejected proposals not counted) on one core;
 - agent decisions/s: ``LOBMarketVectorEnv.step`` with a fixed action array (the market's own cost,
   not a policy's), ``N = 1, 64, 1024``, the decision interval chosen for about 10 and 100 market
   events per decision (the measured figure is printed);
@@ -36,6 +38,9 @@ from envs.lob.book import I_EVENTS, OrderBooks
 from envs.lob.env import LOBMarketVectorEnv
 
 QR_DEFAULT = Path(__file__).resolve().parent.parent / "configs/markets/queue_reactive_default.yaml"
+REALISTIC_GOOG = (
+    Path(__file__).resolve().parent.parent / "configs/markets/goog_2012-06-21_realistic.yaml"
+)
 SIZES = (1, 64, 1024)
 EVENTS_PER_DECISION = (10, 100)
 
@@ -150,6 +155,11 @@ def main() -> None:
     qr = MarketParams.from_dict(yaml.safe_load(QR_DEFAULT.read_text()))
     wall, cpu = market_event_rate(False, args.seconds, params=qr)
     print(f"  {'queue-reactive, one core':<28} {wall / 1e6:8.2f} M/s wall {cpu / 1e6:8.2f} M/s CPU")
+    rl = MarketParams.from_dict(yaml.safe_load(REALISTIC_GOOG.read_text()))
+    wall, cpu = market_event_rate(False, args.seconds, params=rl)
+    print(
+        f"  {'realistic (GOOG), one core':<28} {wall / 1e6:8.2f} M/s wall {cpu / 1e6:8.2f} M/s CPU"
+    )
 
     rate = event_rate_per_time_unit()
     print(f"\nagent decisions per second (one core; {rate:.1f} market events per time unit)")

@@ -3,7 +3,8 @@
 Usage::
 
     python -m calibration.fit --data PATH [PATH ...] [--out configs/markets/NAME.yaml]
-        [--levels L] [--lot SHARES] [--reference auto|opposite|own] [--track]
+        [--levels L] [--lot SHARES] [--reference auto|opposite|own] [--flow cst|realistic]
+        [--track]
 
 The loader is chosen from the file name: a LOBSTER ``..._message_L.csv[.gz]`` (its
 ``..._orderbook_L`` sibling is found beside it; an orderbook file may be given instead), or a
@@ -20,6 +21,7 @@ times and both files to MLflow through :class:`tracking.Tracker`.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import re
 import sys
@@ -35,6 +37,7 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 from rich.table import Table
 
 from calibration.calibrate import FITS, Calibration, calibrate
+from calibration.params import MarketParams
 from data import load_lobster
 from data.binance import load_binance
 from data.schema import MarketData
@@ -136,21 +139,65 @@ def market_yaml(cal: Calibration, details: Path | None = None) -> str:
     ]
     if cal.repairs:
         lines.append("# repairs: " + "; ".join(cal.repairs))
+    if cal.params.model == "realistic":
+        lines.append(
+            "# order flow: realistic (docs/calibration.md#realistic-order-flow); the standard "
+            "errors above are the CST fit's (fill curve, volatility), the realistic flow's are "
+            "under `realistic` in the full fit"
+        )
     if details is not None:
         lines.append(f"# full fit (SEs, queue-reactive, regimes, spread, sizes): {details}")
     body = yaml.safe_dump(cal.params.to_dict(), sort_keys=False, default_flow_style=None, width=100)
     return "\n".join(lines) + "\n" + body
 
 
+def _plain(x: Any) -> Any:
+    """``x`` with numpy scalars and arrays turned into Python numbers and lists (for YAML)."""
+    if isinstance(x, dict):
+        return {str(k): _plain(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [_plain(v) for v in x]
+    if isinstance(x, np.ndarray):
+        return _plain(x.tolist())
+    if isinstance(x, np.generic):
+        return x.item()
+    return x
+
+
+def with_realistic_flow(cal: Calibration, flow: dict[str, Any]) -> Calibration:
+    """``cal`` whose market runs the realistic order flow ``flow`` (plain
+    :class:`calibration.realistic.RealisticFlowParams`; docs/calibration.md#realistic-order-flow):
+    the fill curve, mid volatility, tick and lot stay those of ``cal``; the window holds the
+    widest spread (``n_buckets x grid_ticks`` fine ticks, at least ``cal``'s levels), so the CST
+    rates, which are per level, are left out."""
+    spread = flow["spread"]
+    levels = max(cal.params.n_levels, spread["n_buckets"] * spread["grid_ticks"])
+    market = {
+        **cal.params.to_dict(),
+        "model": "realistic",
+        "realistic": flow,
+        "n_levels": levels,
+        "limit_rates": [],
+        "cancel_rates": [],
+        "market_rate": 0.0,
+        "initial_book": "stationary",
+    }
+    return dataclasses.replace(cal, params=MarketParams.from_dict(market))
+
+
 def details_path(out: Path) -> Path:
     return out.parent / "calibration" / out.name
 
 
-def write_outputs(cal: Calibration, out: Path) -> tuple[Path, Path]:
-    """Write ``out`` (MarketParams) and ``calibration/<name>`` beside it (the whole fit)."""
+def write_outputs(
+    cal: Calibration, out: Path, extra: dict[str, Any] | None = None
+) -> tuple[Path, Path]:
+    """Write ``out`` (MarketParams) and ``calibration/<name>`` beside it (the whole fit, with
+    ``extra`` entries such as the realistic flow's SEs and checks)."""
     details = details_path(out)
     details.parent.mkdir(parents=True, exist_ok=True)
-    details.write_text(yaml.safe_dump(cal.to_dict(), sort_keys=False, width=100))
+    body = {**cal.to_dict(), **(extra or {})}
+    details.write_text(yaml.safe_dump(body, sort_keys=False, width=100))
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(market_yaml(cal, details.relative_to(out.parent)))
     return out, details
@@ -205,6 +252,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--levels", type=int, default=10, help="distances L per side")
     parser.add_argument("--lot", type=float, help="base units per lot (default: median order)")
     parser.add_argument("--reference", choices=("auto", "opposite", "own"), default="auto")
+    parser.add_argument(
+        "--flow",
+        choices=("cst", "realistic"),
+        default="cst",
+        help="order flow of the written market: cst (default) or realistic "
+        "(calibration.realistic, docs/calibration.md#realistic-order-flow)",
+    )
     parser.add_argument("--track", action="store_true", help="log the calibration to MLflow")
     parser.add_argument("--experiment", default="calibration", help="MLflow experiment")
     parser.add_argument("--tracking-uri", help="MLflow store (default: the project's)")
@@ -244,7 +298,18 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         cal = calibrate(md, levels=args.levels, lot=args.lot, reference=args.reference,
                         progress=progress)  # fmt: skip
+        extra: dict[str, Any] = {}
+        if args.flow == "realistic":
+            from calibration.realistic import calibrate_realistic
+
+            bar.update(task, description="fitting the realistic flow")
+            rcal = calibrate_realistic(md, levels=args.levels, lot=args.lot,
+                                       reference=args.reference)  # fmt: skip
+            extra = {"realistic": _plain(rcal.to_dict())}
+            cal.timings.update({f"realistic_{k}": v for k, v in rcal.timings.items()})
     console.print(parameter_table(cal))
+    if args.flow == "realistic":
+        cal = with_realistic_flow(cal, extra["realistic"]["params"])
     total = sum(cal.timings.values())
     console.print(
         "fit times (s): "
@@ -255,7 +320,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         console.print("[yellow]repairs:[/yellow] " + "; ".join(cal.repairs))
     written: list[Path] = []
     if args.out is not None:
-        written = list(write_outputs(cal, args.out))
+        written = list(write_outputs(cal, args.out, extra))
         console.print(f"wrote {written[0]} and {written[1]}")
     if args.track:
         run_id = track(cal, written, args.experiment, args.tracking_uri)

@@ -24,9 +24,12 @@ and written by ``experiments/`` only: :meth:`MarketParams.to_dict` and
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+if TYPE_CHECKING:
+    from calibration.realistic import RealisticFlowParams
 
 
 class _Strict(BaseModel):
@@ -189,8 +192,10 @@ class MarketParams(_Strict):
     n_levels: int = Field(
         10, ge=2, le=64, description="Levels L per side simulated, counted from the opposite best."
     )
-    model: Literal["cst", "queue_reactive"] = Field(
-        "cst", description="Order-flow model: Cont-Stoikov-Talreja 2010 or HLR 2015 queue-reactive."
+    model: Literal["cst", "queue_reactive", "realistic"] = Field(
+        "cst",
+        description="Order-flow model: Cont-Stoikov-Talreja 2010, HLR 2015 queue-reactive, or "
+        "the realistic flow of docs/calibration.md#realistic-order-flow.",
     )
     limit_rates: list[float] = Field(
         default_factory=list,
@@ -207,6 +212,12 @@ class MarketParams(_Strict):
     )
     queue_reactive: QueueReactiveParams | None = Field(
         None, description="HLR 2015 parameters; required iff model is queue_reactive."
+    )
+    realistic: dict[str, Any] | None = Field(
+        None,
+        description="The realistic flow's parameters (calibration.realistic.RealisticFlowParams, "
+        "as written by `python -m calibration.fit --flow realistic`); required iff model is "
+        "realistic. Validated on construction; read them through realistic_params.",
     )
     size_distribution: Literal["unit", "geometric", "discrete"] = Field(
         "unit",
@@ -241,6 +252,18 @@ class MarketParams(_Strict):
         n = self.n_levels
         if self.model == "cst":
             self._check_cst()
+        elif self.model == "realistic":
+            rp = self.realistic_params  # validates, naming the key
+            _check_realistic_shapes(rp)
+            width = rp.spread.n_buckets * rp.spread.grid_ticks
+            if width > n:
+                raise ValueError(
+                    f"n_levels = {n} must be >= realistic.spread.n_buckets x grid_ticks = "
+                    f"{width} (the widest spread must fit in the window)"
+                )
+            for name in ("limit_rates", "cancel_rates"):
+                if getattr(self, name) and len(getattr(self, name)) != n:
+                    raise ValueError(f"{name} must be empty or have n_levels = {n} entries")
         else:
             qr = self.queue_reactive
             if qr is None:
@@ -257,6 +280,8 @@ class MarketParams(_Strict):
                     raise ValueError(f"{name} must be empty or have n_levels = {n} entries")
         if self.model == "cst" and self.queue_reactive is not None:
             raise ValueError("queue_reactive parameters are only used with model 'queue_reactive'")
+        if self.model != "realistic" and self.realistic is not None:
+            raise ValueError("realistic parameters are only used with model 'realistic'")
         if self.size_distribution == "discrete":
             probs = self.size_probs
             if not probs or any(not p >= 0 for p in probs) or abs(sum(probs) - 1.0) > 1e-9:
@@ -289,6 +314,27 @@ class MarketParams(_Strict):
             raise ValueError("cancel_rates must be > 0 (queues must be stable)")
 
     @property
+    def realistic_params(self) -> RealisticFlowParams:
+        """``realistic`` as :class:`calibration.realistic.RealisticFlowParams`.
+
+        :raises ValueError: with model 'realistic' and no or invalid parameters, naming the key.
+        """
+        from pydantic import ValidationError
+
+        from calibration.realistic import RealisticFlowParams
+
+        if self.realistic is None:
+            raise ValueError("realistic parameters are required when model is 'realistic'")
+        try:
+            return RealisticFlowParams.model_validate(self.realistic)
+        except ValidationError as exc:
+            where = "; ".join(
+                "realistic." + ".".join(str(x) for x in e["loc"]) + ": " + e["msg"]
+                for e in exc.errors()
+            )
+            raise ValueError(where) from None
+
+    @property
     def mean_size(self) -> float:
         """Mean order size (lots)."""
         if self.size_distribution == "geometric":
@@ -306,6 +352,41 @@ class MarketParams(_Strict):
     def from_dict(cls, data: dict[str, Any]) -> MarketParams:
         """Validate plain data (unknown keys are errors)."""
         return cls.model_validate(data)
+
+
+def _check_realistic_shapes(rp: RealisticFlowParams) -> None:
+    """What the simulator of the realistic flow reads, beyond the fit's own checks.
+
+    :raises ValueError: naming the key of ``realistic``.
+    """
+    import numpy as np
+
+    from calibration.spread_model import BEST_EVENT_TYPES
+
+    types = list(BEST_EVENT_TYPES)
+    D, K = len(types), rp.spread.n_buckets
+    if rp.hawkes.event_types != types:
+        raise ValueError(f"realistic.hawkes.event_types must be {types}")
+    phi = np.asarray(rp.spread_multipliers, dtype=np.float64)
+    if phi.shape != (D, K) or not np.all(phi >= 0):
+        raise ValueError(f"realistic.spread_multipliers must be {D} x n_buckets = {K}, >= 0")
+    trans = np.asarray(rp.spread.transition_probs, dtype=np.float64)
+    if trans.shape != (D, K, K) or not np.all(trans >= 0):
+        raise ValueError(f"realistic.spread.transition_probs must be {D} x {K} x {K}, >= 0")
+    if not np.allclose(trans.sum(axis=2), 1.0, atol=1e-6):
+        raise ValueError("realistic.spread.transition_probs rows must sum to 1")
+    bins = rp.impact.lag_bins
+    if len(bins) != len(rp.impact.increments) or not bins:
+        raise ValueError("realistic.impact.lag_bins and increments need one entry per bin")
+    if any(len(b) != 2 or not 0 <= b[0] <= b[1] for b in bins):
+        raise ValueError("realistic.impact.lag_bins must be [first, last] lags, 0 <= first <= last")
+    if not rp.impact.noise_sd >= 0:
+        raise ValueError("realistic.impact.noise_sd must be >= 0")
+    laws = {f"sizes.{k}": getattr(rp.sizes, k) for k in ("limit", "cancel", "market")}
+    laws["spread.revealed_queue_probs"] = rp.spread.revealed_queue_probs
+    for name, probs in laws.items():
+        if not probs or any(not v >= 0 for v in probs) or abs(sum(probs) - 1.0) > 1e-6:
+            raise ValueError(f"realistic.{name} must be probabilities summing to 1")
 
 
 MAX_SIZE_TABLE = 32

@@ -153,7 +153,9 @@ N_PARAMS = P_ENV + 32
 P_QR = N_PARAMS
 
 # ---- order-flow models
-MODEL_CST, MODEL_QR = 0, 1
+MODEL_CST, MODEL_QR, MODEL_RL = 0, 1, 2
+# the realistic flow's block after the fixed part (:func:`_pack_realistic`)
+P_RL = N_PARAMS
 
 # ---- kernel stop reasons (STOP_LOG: the event log has no room for another event)
 STOP_TIME, STOP_EVENTS, STOP_MID, STOP_LOG = 0, 1, 2, 3
@@ -787,6 +789,23 @@ def advance(
     ``trades`` ``(N, R, N_TRADE_COLS)`` keeps each market's last ``R`` market-order trades
     (:func:`keep_trade`; :func:`no_trade_ring` for none).
     """
+    if p[P_MODEL] == MODEL_RL:
+        return advance_rl(
+            book,
+            ist,
+            fst,
+            rng,
+            p,
+            fills,
+            nfill,
+            m,
+            t_end,
+            max_events,
+            stop_on_mid,
+            evlog,
+            nlog,
+            trades,
+        )
     if p[P_MODEL] == MODEL_QR:
         return advance_qr(
             book,
@@ -994,6 +1013,421 @@ def advance_qr(
     return STOP_EVENTS
 
 
+# --------------------------------------------------------------------------------------
+# Realistic order flow (docs/calibration.md#realistic-order-flow): six best-level event types
+# under a Hawkes process with exponential kernels and spread-bucket baselines, simulated by
+# Ogata's thinning; the spread is a bucket on a coarse grid, the others' quotes are set by a
+# reference price ``x`` (moved by the propagator of market-order signs plus noise) and the
+# bucket: ``bid = round(x - b g / 2)``, ``ask = bid + b g``. The book keeps the others' two best
+# queues only. Parameters: a block at ``P_RL`` (:func:`_pack_realistic`); state: float columns
+# of ``fst`` after the agent's (``N_FSTATE + R_*``, :func:`fstate_width`).
+
+RL_HEADER = 24
+(RL_M, RL_K, RL_G, RL_NBINS, RL_H, RL_NOISE, RL_MODAL, RL_MU, RL_PHI, RL_ALPHA, RL_BETA,
+ RL_TRANS, RL_INC, RL_BINS, RL_LIM, RL_NLIM, RL_CAN, RL_NCAN, RL_MKT, RL_NMKT, RL_REV,
+ RL_NREV) = range(22)  # fmt: skip
+# offsets (from P_RL) of the header entries; the RL_MU.. entries hold absolute offsets in p
+R_X, R_B, R_NMO = 0, 1, 2  # reference price (ticks), bucket 1..K, market orders so far
+R_S = 3  # + m * 6 + i: excitation of type i by kernel m, Z[m][i] = sum_j alpha[m][i][j] S[m][j]
+# then, after the 6 M excitations: the propagator's running sum of signs per lag bin (n_bins),
+# then the ring of the last H = last lag + 2 market-order signs
+N_RL_TYPES = 6
+(RL_MARKET_BUY, RL_MARKET_SELL, RL_LIMIT_BID, RL_LIMIT_ASK, RL_CANCEL_BID,
+ RL_CANCEL_ASK) = range(6)  # fmt: skip
+
+
+def fstate_width(p: np.ndarray) -> int:
+    """Float state columns of a market with packed parameters ``p``: the agent's, plus the
+    realistic flow's state (reference price, bucket, count, excitations, sign ring)."""
+    if p[P_MODEL] != MODEL_RL:
+        return N_FSTATE
+    M, H = int(p[P_RL + RL_M]), int(p[P_RL + RL_H])
+    return N_FSTATE + R_S + N_RL_TYPES * M + int(p[P_RL + RL_NBINS]) + H
+
+
+@numba.njit(inline="always", cache=True)
+def rl_draw(rng, m, p, off, n):
+    """A size 1..n from the CDF ``p[off : off + n]``."""
+    u = uniform(rng, m)
+    for j in range(n):
+        if u < p[off + j]:
+            return j + 1
+    return n
+
+
+@numba.njit(inline="always", cache=True)
+def rl_quotes(fst, p, m):
+    """The others' best bid and ask (ticks) from the reference price and the bucket."""
+    s = int(fst[m, N_FSTATE + R_B]) * int(p[P_RL + RL_G])
+    bid = int(np.floor(fst[m, N_FSTATE + R_X] - 0.5 * s + 0.5))
+    return bid, bid + s
+
+
+@numba.njit(inline="always", cache=True)
+def rl_queue(book, ist, m, side, px, L):
+    """The others' lots at price ``px`` on ``side`` (0 outside the window)."""
+    i = ist[m, I_ASK_PX] - px if side == BID else px - ist[m, I_BID_PX]
+    if i < 1 or i > L:
+        return 0
+    return book[m, side, i - 1]
+
+
+@numba.njit(inline="always", cache=True)
+def rl_intensities(fst, p, m, lam):
+    """``lambda_i`` of the six types (market orders times their stress factors); their sum."""
+    M, K = int(p[P_RL + RL_M]), int(p[P_RL + RL_K])
+    mu, phi = int(p[P_RL + RL_MU]), int(p[P_RL + RL_PHI])
+    b = int(fst[m, N_FSTATE + R_B])
+    total = 0.0
+    for i in range(N_RL_TYPES):
+        v = p[mu + i] * p[phi + i * K + b - 1]
+        for k in range(M):
+            v += fst[m, N_FSTATE + R_S + k * N_RL_TYPES + i]
+        if i == RL_MARKET_BUY:
+            v *= p[P_MKT_SCALE + ASK]
+        elif i == RL_MARKET_SELL:
+            v *= p[P_MKT_SCALE + BID]
+        lam[i] = v
+        total += v
+    return total
+
+
+@numba.njit(inline="always", cache=True)
+def rl_decay(fst, p, m, dt):
+    M = int(p[P_RL + RL_M])
+    beta = int(p[P_RL + RL_BETA])
+    for k in range(M):
+        f = np.exp(-p[beta + k] * dt)
+        for j in range(N_RL_TYPES):
+            fst[m, N_FSTATE + R_S + k * N_RL_TYPES + j] *= f
+
+
+@numba.njit(inline="always", cache=True)
+def rl_take(book, ist, fst, p, fills, nfill, m, side, op, take, L, trades):
+    """A market order takes ``take`` lots from ``side``: the agent's order priced better than
+    the others' best ``op`` first, then FIFO at ``op`` (the queue ahead, the agent, the rest).
+    Returns the others' lots left at ``op``."""
+    sign = 1 if side == ASK else -1
+    rem = ist[m, I_AREM + side]
+    apx = ist[m, I_APX + side]
+    left = take
+    if rem > 0 and (apx < op if side == ASK else apx > op) and left > 0:
+        f = min(left, rem)
+        passive_fill(ist, fst, p, fills, nfill, m, side, f, fst[m, F_TIME])
+        ist[m, I_MKT_EXEC] += f
+        keep_trade(trades, ist, fst, m, apx, sign * f)
+        left -= f
+    q = rl_queue(book, ist, m, side, op, L)
+    others = 0
+    agent = 0
+    if ist[m, I_AREM + side] > 0 and apx == op and left > 0:
+        x = min(left, ist[m, I_AHEAD + side])
+        ist[m, I_AHEAD + side] -= x
+        q -= x
+        others += x
+        left -= x
+        agent = min(left, ist[m, I_AREM + side])
+        if agent > 0:
+            passive_fill(ist, fst, p, fills, nfill, m, side, agent, fst[m, F_TIME])
+            left -= agent
+    y = min(left, q)
+    q -= y
+    others += y
+    ist[m, I_PASSIVE_OTHERS] += others
+    ist[m, I_MKT_EXEC] += others + agent
+    if others + agent > 0:
+        keep_trade(trades, ist, fst, m, op, sign * (others + agent))
+    return q
+
+
+@numba.njit(inline="always", cache=True)
+def rl_rebuild(book, ist, fst, p, fills, nfill, m, L, old, qb, qa, fresh, trades):
+    """Lay the others' queues ``qb``, ``qa`` at the quotes of the current reference price and
+    bucket, and the agent's orders around them: an order the new quotes cross was traded
+    through (filled in full at its price); one at the others' best keeps its place if that
+    price and queue stayed (``fresh[side]`` 0 and ``old[side]`` the same price), else it has
+    the whole queue ahead; one inside the spread or behind the best has none ahead."""
+    ob, oa = rl_quotes(fst, p, m)
+    for side in range(2):
+        rem = ist[m, I_AREM + side]
+        if rem <= 0:
+            continue
+        px = ist[m, I_APX + side]
+        if (side == BID and px >= oa) or (side == ASK and px <= ob):
+            passive_fill(ist, fst, p, fills, nfill, m, side, rem, fst[m, F_TIME])
+            ist[m, I_MKT_EXEC] += rem
+            keep_trade(trades, ist, fst, m, px, rem if side == ASK else -rem)
+            ist[m, I_AHEAD + side] = 0
+    best_bid, best_ask = ob, oa
+    if ist[m, I_AREM + BID] > 0:
+        best_bid = max(ob, ist[m, I_APX + BID])
+    if ist[m, I_AREM + ASK] > 0:
+        best_ask = min(oa, ist[m, I_APX + ASK])
+    if best_ask + best_bid != ist[m, I_ASK_PX] + ist[m, I_BID_PX]:
+        ist[m, I_MID_MOVES] += 1
+    for side in range(2):  # the others' lots rest at their two best prices only
+        op = old[side]
+        i = ist[m, I_ASK_PX] - op if side == BID else op - ist[m, I_BID_PX]
+        if 1 <= i <= L:
+            book[m, side, i - 1] = 0
+    ist[m, I_BID_PX] = best_bid
+    ist[m, I_ASK_PX] = best_ask
+    book[m, BID, best_ask - ob - 1] = qb
+    book[m, ASK, oa - best_bid - 1] = qa
+    for side in range(2):
+        if ist[m, I_AREM + side] <= 0:
+            continue
+        op = ob if side == BID else oa
+        q = qb if side == BID else qa
+        if ist[m, I_APX + side] != op:
+            ist[m, I_AHEAD + side] = 0
+        elif fresh[side] or old[side] != op:
+            ist[m, I_AHEAD + side] = q
+        else:
+            ist[m, I_AHEAD + side] = min(ist[m, I_AHEAD + side], q)
+
+
+@numba.njit(inline="always", cache=True)
+def rl_normal(rng, m):
+    """A standard normal (Box-Muller, one of the pair)."""
+    u1 = uniform(rng, m)
+    u2 = uniform(rng, m)
+    return np.sqrt(-2.0 * np.log1p(-u1)) * np.cos(2.0 * np.pi * u2)
+
+
+@numba.njit(inline="always", cache=True)
+def rl_event(book, ist, fst, rng, p, fills, nfill, m, e, b_new, L, trades, old, fresh):
+    """Apply best-level event ``e`` with the new bucket ``b_new`` (the rules of
+    docs/calibration.md#realistic-order-flow). Returns the event's own lots (traded, added or
+    cancelled; redrawn queues not included)."""
+    b = int(fst[m, N_FSTATE + R_B])
+    lots = 0
+    ob, oa = rl_quotes(fst, p, m)
+    old[BID], old[ASK] = ob, oa
+    fresh[BID], fresh[ASK] = 0, 0
+    qb = rl_queue(book, ist, m, BID, ob, L)
+    qa = rl_queue(book, ist, m, ASK, oa, L)
+    off_rev, n_rev = int(p[P_RL + RL_REV]), int(p[P_RL + RL_NREV])
+    if e == RL_MARKET_BUY or e == RL_MARKET_SELL:
+        side = ASK if e == RL_MARKET_BUY else BID
+        op = oa if side == ASK else ob
+        q = qa if side == ASK else qb
+        size = rl_draw(rng, m, p, int(p[P_RL + RL_MKT]), int(p[P_RL + RL_NMKT]))
+        ahead_of_others = 0
+        rem = ist[m, I_AREM + side]
+        if rem > 0:
+            apx = ist[m, I_APX + side]
+            if apx == op or (apx < op if side == ASK else apx > op):
+                ahead_of_others = rem
+        if b_new > b:
+            take = q + ahead_of_others
+        else:
+            take = min(size, ahead_of_others + q)
+        exec0 = ist[m, I_MKT_EXEC]
+        q = rl_take(book, ist, fst, p, fills, nfill, m, side, op, take, L, trades)
+        lots = ist[m, I_MKT_EXEC] - exec0
+        if b_new > b:
+            ist[m, I_DROPPED] += q
+            q = rl_draw(rng, m, p, off_rev, n_rev)
+            ist[m, I_ADDED] += q
+            fresh[side] = 1
+        elif q == 0:  # the spread stays: one lot stays at the quote (behind the agent's order)
+            q = 1
+            ist[m, I_ADDED] += 1
+        if side == ASK:
+            qa = q
+        else:
+            qb = q
+        # the propagator: this order is k = 0
+        H = int(p[P_RL + RL_H])
+        nbins = int(p[P_RL + RL_NBINS])
+        sums = N_FSTATE + R_S + N_RL_TYPES * int(p[P_RL + RL_M])
+        ring = sums + nbins
+        n = int(fst[m, N_FSTATE + R_NMO])
+        fst[m, ring + n % H] = 1.0 if side == ASK else -1.0
+        n += 1
+        fst[m, N_FSTATE + R_NMO] = n
+        inc, bins = int(p[P_RL + RL_INC]), int(p[P_RL + RL_BINS])
+        dx = 0.0
+        for r in range(nbins):  # every past order is one lag older: slide each bin's sum
+            lo, hi = int(p[bins + 2 * r]), int(p[bins + 2 * r + 1])
+            if lo < n:
+                fst[m, sums + r] += fst[m, ring + (n - 1 - lo) % H]
+            if hi + 1 < n:
+                fst[m, sums + r] -= fst[m, ring + (n - 2 - hi) % H]
+            dx += p[inc + r] * fst[m, sums + r]
+        noise = p[P_RL + RL_NOISE]
+        if noise > 0.0:
+            dx += noise * rl_normal(rng, m)
+        fst[m, N_FSTATE + R_X] += dx
+    elif e == RL_LIMIT_BID or e == RL_LIMIT_ASK:
+        side = BID if e == RL_LIMIT_BID else ASK
+        size = rl_draw(rng, m, p, int(p[P_RL + RL_LIM]), int(p[P_RL + RL_NLIM]))
+        q = qb if side == BID else qa
+        if b_new < b:  # the order is the new best queue; the old one is now behind it
+            ist[m, I_DROPPED] += q
+            q = size
+            fresh[side] = 1
+        else:
+            q += size
+        ist[m, I_ADDED] += size
+        lots = size
+        if side == BID:
+            qb = q
+        else:
+            qa = q
+    else:
+        side = BID if e == RL_CANCEL_BID else ASK
+        size = rl_draw(rng, m, p, int(p[P_RL + RL_CAN]), int(p[P_RL + RL_NCAN]))
+        q = qb if side == BID else qa
+        op = ob if side == BID else oa
+        c = min(size, q) if b_new > b else min(size, q - 1)
+        if c > 0:
+            if ist[m, I_AREM + side] > 0 and ist[m, I_APX + side] == op:
+                a = ist[m, I_AHEAD + side]
+                ist[m, I_AHEAD + side] = a - cancel_from_ahead(rng, m, p, a, q - a, c)
+            q -= c
+            ist[m, I_CANCELLED] += c
+            lots = c
+        if b_new > b:
+            ist[m, I_DROPPED] += q
+            q = rl_draw(rng, m, p, off_rev, n_rev)
+            ist[m, I_ADDED] += q
+            fresh[side] = 1
+        if side == BID:
+            qb = q
+        else:
+            qa = q
+    fst[m, N_FSTATE + R_B] = b_new
+    # a queue the agent's own trades emptied is revealed again
+    if qb <= 0:
+        qb = rl_draw(rng, m, p, off_rev, n_rev)
+        ist[m, I_ADDED] += qb
+        fresh[BID] = 1
+    if qa <= 0:
+        qa = rl_draw(rng, m, p, off_rev, n_rev)
+        ist[m, I_ADDED] += qa
+        fresh[ASK] = 1
+    rl_rebuild(book, ist, fst, p, fills, nfill, m, L, old, qb, qa, fresh, trades)
+    return lots
+
+
+@numba.njit(cache=True)
+def rl_log(evlog, nlog, book, ist, fst, p, m, e, lots, old, fresh, L):
+    """Log event ``e`` (``lots`` its own lots; ``old`` the others' quotes before it): a market
+    order is a ``trade`` row at the touched quote (none when it traded nothing), a limit order
+    an ``add`` at its side's quote after it, a cancellation a ``cancel`` at the quote it left;
+    then, when the quotes moved or a queue was replaced, ``snapshot`` rows (synthetic) of both
+    best queues, as a queue-reactive redraw is written."""
+    ob, oa = rl_quotes(fst, p, m)
+    if e == RL_MARKET_BUY or e == RL_MARKET_SELL:
+        side = ASK if e == RL_MARKET_BUY else BID
+        if lots > 0:
+            log_row(evlog, nlog, book, ist, fst, m, KIND_TRADE, side, old[side], lots,
+                    1 if side == ASK else -1, 0.0, L)  # fmt: skip
+    elif e == RL_LIMIT_BID or e == RL_LIMIT_ASK:
+        side = BID if e == RL_LIMIT_BID else ASK
+        log_row(evlog, nlog, book, ist, fst, m, KIND_ADD, side, ob if side == BID else oa, lots,
+                0, 0.0, L)  # fmt: skip
+    elif lots > 0:
+        side = BID if e == RL_CANCEL_BID else ASK
+        log_row(evlog, nlog, book, ist, fst, m, KIND_CANCEL, side, old[side], lots, 0, 0.0, L)
+    if ob != old[BID] or oa != old[ASK] or fresh[BID] or fresh[ASK]:
+        for side in range(2):
+            px = ob if side == BID else oa
+            q = rl_queue(book, ist, m, side, px, L)
+            if q > 0:
+                log_row(evlog, nlog, book, ist, fst, m, KIND_SNAPSHOT, side, px, q, 0, 1.0, L)
+
+
+@numba.njit(cache=True)
+def advance_rl(
+    book, ist, fst, rng, p, fills, nfill, m, t_end, max_events, stop_on_mid, evlog, nlog, trades
+):
+    """:func:`advance` for the realistic order flow: Ogata's (1981) thinning with the bound
+    ``sum_i lambda_i`` (the intensities only decay between events); a proposal beyond
+    ``t_end`` decays the excitations to ``t_end`` and stops (exact: given ``S`` the process
+    is memoryless). ``p[P_RATE_SCALE]`` runs the clock faster (the intensities and the decays
+    in scaled time), ``p[P_MKT_SCALE + side]`` multiplies the market orders hitting ``side``.
+    The event log (:func:`rl_log`) gets the event's row and, when the others' quotes moved or a
+    queue was replaced, synthetic snapshot rows of the two best queues."""
+    L = int(p[P_L])
+    K = int(p[P_RL + RL_K])
+    trans = int(p[P_RL + RL_TRANS])
+    rate = p[P_RATE_SCALE]
+    lam = np.empty(N_RL_TYPES)
+    old = np.zeros(2, np.int64)
+    fresh = np.zeros(2, np.int64)
+    n_events = 0
+    mid0 = ist[m, I_ASK_PX] + ist[m, I_BID_PX]
+    logging = evlog.shape[1] > 0
+    total = rl_intensities(fst, p, m, lam)
+    while n_events < max_events:
+        if logging and nlog[m] + 4 > evlog.shape[1]:
+            return STOP_LOG
+        if not total > 0.0:
+            fst[m, F_TIME] = t_end
+            return STOP_TIME
+        w = exponential(rng, m) / total  # scaled time
+        t = fst[m, F_TIME]
+        if t + w / rate >= t_end:
+            rl_decay(fst, p, m, (t_end - t) * rate)
+            fst[m, F_TIME] = t_end
+            return STOP_TIME
+        rl_decay(fst, p, m, w)
+        fst[m, F_TIME] = t + w / rate
+        u = uniform(rng, m) * total
+        now = rl_intensities(fst, p, m, lam)
+        if u >= now:
+            total = now  # the next bound: the intensities at the current time
+            continue  # rejected: no event
+        e = N_RL_TYPES - 1
+        acc = 0.0
+        for i in range(N_RL_TYPES):
+            acc += lam[i]
+            if u < acc:
+                e = i
+                break
+        while lam[e] <= 0.0:  # rounding at the top of the cumulative sum
+            e -= 1
+        n_events += 1
+        ist[m, I_EVENTS] += 1
+        b = int(fst[m, N_FSTATE + R_B])
+        b_new = rl_draw(rng, m, p, trans + (e * K + b - 1) * K, K)
+        lots = rl_event(book, ist, fst, rng, p, fills, nfill, m, e, b_new, L, trades, old, fresh)
+        if logging:
+            rl_log(evlog, nlog, book, ist, fst, p, m, e, lots, old, fresh, L)
+        M = int(p[P_RL + RL_M])
+        beta, alpha = int(p[P_RL + RL_BETA]), int(p[P_RL + RL_ALPHA])
+        for k in range(M):  # S[k][e] += beta_k, so Z[k][i] += alpha[k][i][e] beta_k
+            for i in range(N_RL_TYPES):
+                fst[m, N_FSTATE + R_S + k * N_RL_TYPES + i] += (
+                    p[alpha + (k * N_RL_TYPES + i) * N_RL_TYPES + e] * p[beta + k]
+                )
+        total = rl_intensities(fst, p, m, lam)
+        if stop_on_mid and ist[m, I_ASK_PX] + ist[m, I_BID_PX] != mid0:
+            return STOP_MID
+    return STOP_EVENTS
+
+
+@numba.njit(cache=True)
+def rl_init(book, ist, fst, rng, p, m, px0):
+    """A fresh realistic book: the modal bucket, best bid ``px0``, the best queues drawn from
+    the revealed-queue law, no excitation and no past market order."""
+    K = int(p[P_RL + RL_MODAL]) + 1
+    g = int(p[P_RL + RL_G])
+    for j in range(N_FSTATE, fst.shape[1]):
+        fst[m, j] = 0.0
+    s = K * g
+    fst[m, N_FSTATE + R_B] = K
+    fst[m, N_FSTATE + R_X] = px0 + 0.5 * s
+    ist[m, I_BID_PX] = px0
+    ist[m, I_ASK_PX] = px0 + s
+    off_rev, n_rev = int(p[P_RL + RL_REV]), int(p[P_RL + RL_NREV])
+    for side in range(2):
+        book[m, side, s - 1] = rl_draw(rng, m, p, off_rev, n_rev)
+
+
 def _simulate_impl(
     book, ist, fst, rng, p, until, max_events, stop_on_mid, fills, nfill, stops, evlog, nlog, trades
 ):
@@ -1040,6 +1474,10 @@ def init_books(book, ist, fst, rng, p, initial, stationary, px0, mask):
             continue
         ist[m, :] = 0
         fst[m, :] = 0.0
+        if p[P_MODEL] == MODEL_RL:
+            book[m, :, :] = 0
+            rl_init(book, ist, fst, rng, p, m, px0)
+            continue
         ist[m, I_BID_PX] = px0
         ist[m, I_ASK_PX] = px0 + 1
         if qr:
@@ -1081,6 +1519,58 @@ def _pack_queue_reactive(qr) -> np.ndarray:
     return p
 
 
+def _pack_realistic(rp) -> np.ndarray:
+    """The fixed part (zeros) followed by the realistic flow's block (P_RL): header, then
+    baselines, multipliers, branching, decays, cumulative bucket transitions, propagator
+    increments and lag bins, and the CDFs of the limit, cancel, market and revealed-queue
+    sizes."""
+    h = rp.hawkes
+    M, K = len(h.decays), rp.spread.n_buckets
+    bins = np.asarray(rp.impact.lag_bins, np.float64).reshape(-1, 2)
+    trans = np.cumsum(np.asarray(rp.spread.transition_probs, np.float64), axis=2)
+    trans[:, :, -1] = 1.0
+
+    def cdf(probs):
+        c = np.cumsum(np.asarray(probs, np.float64))
+        c[-1] = 1.0
+        return c
+
+    parts = [
+        ("mu", np.asarray(h.baseline, np.float64)),
+        ("phi", np.asarray(rp.spread_multipliers, np.float64).ravel()),
+        ("alpha", np.asarray(h.branching, np.float64).ravel()),
+        ("beta", np.asarray(h.decays, np.float64)),
+        ("trans", trans.ravel()),
+        ("inc", np.asarray(rp.impact.increments, np.float64)),
+        ("bins", bins.ravel()),
+        ("lim", cdf(rp.sizes.limit)),
+        ("can", cdf(rp.sizes.cancel)),
+        ("mkt", cdf(rp.sizes.market)),
+        ("rev", cdf(rp.spread.revealed_queue_probs)),
+    ]
+    size = N_PARAMS + RL_HEADER + sum(a.size for _, a in parts)
+    p = np.zeros(size)
+    p[P_MODEL] = MODEL_RL
+    head = P_RL
+    p[head + RL_M], p[head + RL_K], p[head + RL_G] = M, K, rp.spread.grid_ticks
+    p[head + RL_NBINS] = bins.shape[0]
+    p[head + RL_H] = int(bins[:, 1].max()) + 2  # the sign leaving the last bin stays readable
+    p[head + RL_NOISE] = rp.impact.noise_sd
+    p[head + RL_MODAL] = int(np.argmax(rp.spread.time_share))
+    slots = {"mu": RL_MU, "phi": RL_PHI, "alpha": RL_ALPHA, "beta": RL_BETA, "trans": RL_TRANS,
+             "inc": RL_INC, "bins": RL_BINS, "lim": RL_LIM, "can": RL_CAN, "mkt": RL_MKT,
+             "rev": RL_REV}  # fmt: skip
+    counts = {"lim": RL_NLIM, "can": RL_NCAN, "mkt": RL_NMKT, "rev": RL_NREV}
+    off = P_RL + RL_HEADER
+    for name, a in parts:
+        p[head + slots[name]] = off
+        if name in counts:
+            p[head + counts[name]] = a.size
+        p[off : off + a.size] = a
+        off += a.size
+    return p
+
+
 def pack_params(
     market,
     queue_model: int = QUEUE_RISK_AVERSE,
@@ -1090,10 +1580,13 @@ def pack_params(
 ) -> np.ndarray:
     """The kernel's float64 parameter vector (P_* indices) for a ``MarketParams``."""
     qr = market.queue_reactive if market.model == "queue_reactive" else None
-    p = np.zeros(N_PARAMS) if qr is None else _pack_queue_reactive(qr)
+    if market.model == "realistic":
+        p = _pack_realistic(market.realistic_params)
+    else:
+        p = np.zeros(N_PARAMS) if qr is None else _pack_queue_reactive(qr)
     L = market.n_levels
     p[P_L] = L
-    if qr is None:
+    if qr is None and market.model != "realistic":
         p[P_MODEL] = MODEL_CST
         p[P_MU] = market.market_rate
         p[P_LAMBDA : P_LAMBDA + L] = market.limit_rates
@@ -1143,7 +1636,7 @@ class OrderBooks:
         self.params = pack_params(market) if params is None else params
         self.book = np.zeros((num_books, 2, self.L), np.int64)
         self.ist = np.zeros((num_books, N_ISTATE), np.int64)
-        self.fst = np.zeros((num_books, N_FSTATE))
+        self.fst = np.zeros((num_books, fstate_width(self.params)))
         self.fills = np.zeros((num_books, max_fills, N_FILL_COLS))
         self.nfill = np.zeros(num_books, np.int64)
         self.stops = np.zeros(num_books, np.int64)

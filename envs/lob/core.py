@@ -59,12 +59,14 @@ from envs.lob.book import (
     I_PASSIVE_OTHERS,
     I_QR_K,
     I_REF,
+    MODEL_RL,
     N_FSTATE,
     N_ISTATE,
     N_TRADE_COLS,
     P_ENV,
     P_L,
     P_MKT_SCALE,
+    P_MODEL,
     P_RATE_SCALE,
     TRADE_PRICE,
     TRADE_SIGNED_SIZE,
@@ -72,6 +74,7 @@ from envs.lob.book import (
     advance,
     agent_level,
     fix_best,
+    fstate_width,
     improve_best,
     init_books,
     keep_trade,
@@ -322,6 +325,8 @@ def jump_book(feed, ist, fst, p, fills, nfill, m, d):
     ist[m, I_BID_PX] += d
     if ist[m, I_QR_K] > 0:
         ist[m, I_REF] += d
+    if p[P_MODEL] == MODEL_RL:  # the realistic flow's reference price
+        fst[m, N_FSTATE] += d
     ist[m, I_MID_MOVES] += 1
     for side in range(2):
         if rem[side] <= 0:
@@ -488,7 +493,8 @@ class LOBMarketCore(ExchangeCore):
         self.market: MarketParams = config.market
         self.L = L = config.market.n_levels
         self.params = pack_env_params(config)
-        self._allocate(num_envs, N_ISTATE, N_ENV_FSTATE, config.max_fills, _exchange, parallel)
+        n_float = fstate_width(self.params)  # the agent's, and the realistic flow's state
+        self._allocate(num_envs, N_ISTATE, n_float, config.max_fills, _exchange, parallel)
         self.stress_schedule: np.ndarray | None = None
         if config.stress is not None:
             off = int(self.params[E_STRESS])

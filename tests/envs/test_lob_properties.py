@@ -1,12 +1,15 @@
 """Property-based tests of the order-book market over random order flow and random actions:
-no crossed book, no negative queue, conservation, FIFO under risk_averse, determinism; for both
-order flows (Cont-Stoikov-Talreja 2010 and the queue-reactive model of HLR 2015)."""
+no crossed book, no negative queue, conservation, FIFO under risk_averse, determinism; for each
+order flow (Cont-Stoikov-Talreja 2010, the queue-reactive model of HLR 2015 and the realistic
+flow of docs/calibration.md#realistic-order-flow), parametrized by flow."""
 
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from realistic_flow import realistic_market
 
 from calibration.params import TOKYO_CST, MarketParams
 from envs.lob.book import (
@@ -97,7 +100,25 @@ def qr_params(draw):
     )  # fmt: skip
 
 
-market_params = st.one_of(cst_params, qr_params())
+@st.composite
+def realistic_params(draw):
+    """Random realistic flows whose widest spread (``n_buckets x grid``) fits 6 levels."""
+    grid = draw(st.integers(1, 2))
+    rate = st.floats(0.05, 3.0)
+    return realistic_market(
+        n_levels=6,
+        grid=grid,
+        n_buckets=draw(st.integers(2, 6 // grid)),
+        baseline=tuple(draw(st.lists(rate, min_size=6, max_size=6))),
+        self_excite=draw(st.floats(0.0, 0.6)),
+        cross_sign=draw(st.floats(0.0, 0.2)),
+        stay=draw(st.floats(0.0, 1.0)),
+        noise_sd=draw(st.floats(0.0, 2.0)),
+        increments=tuple(draw(st.lists(st.floats(-1.0, 3.0), min_size=3, max_size=3))),
+    )
+
+
+FLOWS = {"cst": cst_params, "queue_reactive": qr_params(), "realistic": realistic_params()}
 
 
 def check_book(book, ist, L):
@@ -118,9 +139,11 @@ def check_book(book, ist, L):
         assert np.all(ist[rows, I_AHEAD + side] <= book[rows, side, dist[rows] - 1])
 
 
+@pytest.mark.parametrize("flow", FLOWS)
 @SETTINGS
-@given(params=market_params, seed=st.integers(0, 2**32 - 1))
-def test_random_order_flow_keeps_the_book_sound_and_conserves_volume(params, seed):
+@given(data=st.data(), seed=st.integers(0, 2**32 - 1))
+def test_random_order_flow_keeps_the_book_sound_and_conserves_volume(flow, data, seed):
+    params = data.draw(FLOWS[flow], label="params")
     books = OrderBooks(params, 16)
     books.seed(seed)
     books.reset()
@@ -137,41 +160,46 @@ def test_random_order_flow_keeps_the_book_sound_and_conserves_volume(params, see
         np.testing.assert_array_equal(ist[:, I_MKT_EXEC], ist[:, I_PASSIVE_OTHERS])
 
 
-env_configs = st.builds(
-    lambda params, queue, size, lat, lat_dist, maker, taker, q_max, terminal, feed: LOBMarketConfig(
-        market=params,
-        T=15.0,
-        n_steps=15,
-        queue_model=queue,
-        order_size=size,
-        entry_latency=lat,
-        latency_distribution=lat_dist,
-        maker_fee_bps=maker,
-        taker_fee_bps=taker,
-        q_max=q_max,
-        terminal=terminal,
-        feed_latency=feed,
-        response_latency=feed / 2,
-        depth_min=-2.0,
-        depth_max=4.0,
-        max_fills=4096,
-    ),
-    params=market_params,
-    queue=st.sampled_from(["risk_averse", "prob", "prob_log", "exact"]),
-    size=st.integers(1, 3),
-    lat=st.floats(0.0, 0.9),
-    lat_dist=st.sampled_from(["constant", "exponential"]),
-    maker=st.floats(-3.0, 3.0),
-    taker=st.floats(0.0, 5.0),
-    q_max=st.integers(1, 8),
-    terminal=st.sampled_from(["liquidate", "mark"]),
-    feed=st.floats(0.0, 0.9),
-)
+def env_configs(market_params):
+    return st.builds(
+        lambda params, queue, size, lat, lat_dist, maker, taker, q_max, terminal, feed: (
+            LOBMarketConfig(
+                market=params,
+                T=15.0,
+                n_steps=15,
+                queue_model=queue,
+                order_size=size,
+                entry_latency=lat,
+                latency_distribution=lat_dist,
+                maker_fee_bps=maker,
+                taker_fee_bps=taker,
+                q_max=q_max,
+                terminal=terminal,
+                feed_latency=feed,
+                response_latency=feed / 2,
+                depth_min=-2.0,
+                depth_max=4.0,
+                max_fills=4096,
+            )
+        ),
+        params=market_params,
+        queue=st.sampled_from(["risk_averse", "prob", "prob_log", "exact"]),
+        size=st.integers(1, 3),
+        lat=st.floats(0.0, 0.9),
+        lat_dist=st.sampled_from(["constant", "exponential"]),
+        maker=st.floats(-3.0, 3.0),
+        taker=st.floats(0.0, 5.0),
+        q_max=st.integers(1, 8),
+        terminal=st.sampled_from(["liquidate", "mark"]),
+        feed=st.floats(0.0, 0.9),
+    )
 
 
+@pytest.mark.parametrize("flow", FLOWS)
 @SETTINGS
-@given(config=env_configs, seed=st.integers(0, 2**32 - 1))
-def test_random_actions_conserve_cash_shares_and_keep_the_book_sound(config, seed):
+@given(data=st.data(), seed=st.integers(0, 2**32 - 1))
+def test_random_actions_conserve_cash_shares_and_keep_the_book_sound(flow, data, seed):
+    config = data.draw(env_configs(FLOWS[flow]), label="config")
     n = 8
     env = LOBMarketVectorEnv(num_envs=n, config=config)
     env.reset(seed=seed)
@@ -219,9 +247,11 @@ def test_random_actions_conserve_cash_shares_and_keep_the_book_sound(config, see
         np.testing.assert_array_equal(ist[:, I_INV], info["unliquidated"])
 
 
+@pytest.mark.parametrize("flow", FLOWS)
 @SETTINGS
-@given(config=env_configs, seed=st.integers(0, 2**32 - 1))
-def test_a_seed_determines_every_path(config, seed):
+@given(data=st.data(), seed=st.integers(0, 2**32 - 1))
+def test_a_seed_determines_every_path(flow, data, seed):
+    config = data.draw(env_configs(FLOWS[flow]), label="config")
     actions = np.random.default_rng(seed).uniform(-1, 1, (config.n_steps, 4, 2))
     runs = []
     for _ in range(2):
