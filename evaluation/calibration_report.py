@@ -1258,10 +1258,18 @@ def figures(
 # --------------------------------------------------------------------------- report text
 
 
-def explain(table: pd.DataFrame, data: StylizedFacts, model: StylizedFacts) -> list[str]:
+def explain(
+    table: pd.DataFrame, data: StylizedFacts, model: StylizedFacts, flow: str = "cst"
+) -> list[str]:
     """Plain sentences on each fact the model does not reproduce, with the numbers and the
-    mechanism behind the gap where the model explains it; then the facts not measured."""
+    mechanism behind the gap where the model explains it; then the facts not measured.
+
+    :param flow: the simulated market's order flow (``MarketParams.model``). The mechanisms
+        named are those of the Cont-Stoikov-Talreja and queue-reactive flows; for another flow
+        (``realistic``) only the numbers are given.
+    """
     out = []
+    known = flow in ("cst", "queue_reactive")
     bad = table[table["verdict"] == NOT_REPRODUCED].set_index("fact")
     if "spread" in bad.index:
         md, mm = float(np.median(data.spread)), float(np.median(model.spread))
@@ -1271,7 +1279,9 @@ def explain(table: pd.DataFrame, data: StylizedFacts, model: StylizedFacts) -> l
             f"the model's {mm:g} (mean {np.mean(model.spread):.3g}; one tick {one:.0%} of the "
             "time)."
         )
-        if np.mean(data.spread) > np.mean(model.spread):
+        if not known:
+            pass
+        elif np.mean(data.spread) > np.mean(model.spread):
             text += (
                 " In the Cont-Stoikov-Talreja market limit orders arrive at distances 1..L from "
                 "the OPPOSITE best, so a gap is refilled at the rate of the nearest levels: the "
@@ -1288,9 +1298,10 @@ def explain(table: pd.DataFrame, data: StylizedFacts, model: StylizedFacts) -> l
         r = bad.loc["best_queue"]
         out.append(
             f"Best-queue sizes: mean {r['data']:.3g} lots in the data against {r['model']:.3g} in "
-            f"the model (KS D = {r['value']:.2f}); the fitted rates give the stationary queue "
-            "lambda / theta of a birth-death queue, not the data's size distribution."
-        )
+            f"the model (KS D = {r['value']:.2f})"
+            + ("; the fitted rates give the stationary queue lambda / theta of a birth-death "
+               "queue, not the data's size distribution." if known else ".")
+        )  # fmt: skip
     for kind in KINDS:
         key = f"rate_{kind}"
         if key in bad.index:
@@ -1298,7 +1309,8 @@ def explain(table: pd.DataFrame, data: StylizedFacts, model: StylizedFacts) -> l
             out.append(
                 f"Rate of {KIND_LABELS[kind]}: {r['model']:.4g}/s in the model against "
                 f"{r['data']:.4g}/s in the data (ratio {r['value']:.2f}, "
-                f"{1 - ALPHA:.0%} CI {r['ci_low']:.2f}-{r['ci_high']:.2f}). " + RATE_MECHANISM[kind]
+                f"{1 - ALPHA:.0%} CI {r['ci_low']:.2f}-{r['ci_high']:.2f})."
+                + (" " + RATE_MECHANISM[kind] if known else "")
             )
     vols = [f for f in bad.index if f.startswith("volatility_")]
     if vols:
@@ -1312,11 +1324,16 @@ def explain(table: pd.DataFrame, data: StylizedFacts, model: StylizedFacts) -> l
             return f"{v.iloc[-1] / v.iloc[0]:.2f}" if len(v) > 1 and v.iloc[0] > 0 else "-"
 
         h = data.volatility.index
+        mechanism = (
+            " The model's mid moves only when a best queue empties (Cont, Stoikov & Talreja "
+            "2010), so its volatility follows from the fitted order flow and queue sizes and is "
+            "not fitted to the data's."
+            if known
+            else ""
+        )
         out.append(
-            "Mid volatility (model / data) is off at " + "; ".join(parts) + ". The model's mid "
-            "moves only when a best queue empties (Cont, Stoikov & Talreja 2010), so its "
-            "volatility follows from the fitted order flow and queue sizes and is not fitted to "
-            f"the data's. Signature sigma({h[-1]:g} s) / sigma({h[0]:g} s): data {shape(data)}, "
+            "Mid volatility (model / data) is off at " + "; ".join(parts) + "." + mechanism
+            + f" Signature sigma({h[-1]:g} s) / sigma({h[0]:g} s): data {shape(data)}, "
             f"model {shape(model)} (below 1: mean reversion of the mid)."
         )
     acf_rows = [f for f in bad.index if f.startswith("sign_acf")]
@@ -1325,10 +1342,11 @@ def explain(table: pd.DataFrame, data: StylizedFacts, model: StylizedFacts) -> l
         out.append(
             f"Trade-sign autocorrelation: {data.sign_acf[1]:.2f} at lag 1 and "
             f"{data.sign_acf[lag]:.2f} at lag {lag} in the data, {model.sign_acf[1]:.2f} and "
-            f"{model.sign_acf[lag]:.2f} in the model. The model draws the side of each market "
-            "order independently, so its trade signs have no memory; the data's long memory "
-            "(order splitting, Lillo & Farmer 2004) is not in the model."
-        )
+            f"{model.sign_acf[lag]:.2f} in the model."
+            + (" The model draws the side of each market order independently, so its trade "
+               "signs have no memory; the data's long memory (order splitting, Lillo & Farmer "
+               "2004) is not in the model." if known else "")
+        )  # fmt: skip
     missing = table[table["verdict"] == NOT_MEASURED]
     if len(missing):
         out.append(
@@ -1391,6 +1409,7 @@ def markdown_summary(
     notes: Sequence[str] = (),
     facts: pd.DataFrame | None = None,
     extra: Mapping[str, pd.DataFrame | Sequence[str]] | None = None,
+    flow: str = "cst",
 ) -> str:
     """The report's Markdown page: what was compared, the fact table with its verdicts, the
     extra sections (strategy fidelity), what is not reproduced, the two-sample tests."""
@@ -1415,7 +1434,8 @@ def markdown_summary(
         f"## What the model does not reproduce ({len(bad)} of {len(table)} two-sample tests)",
         "",
     ]
-    lines += [f"- {s}" for s in explain(table, data, model)] or ["- nothing: every fact passes."]
+    explained = explain(table, data, model, flow)
+    lines += [f"- {s}" for s in explained] or ["- nothing: every fact passes."]
     lines += [
         "",
         f"## Reproduced ({len(good)} of {len(table)})",
@@ -1445,6 +1465,7 @@ def write_report(
     facts: pd.DataFrame | None = None,
     extra: Mapping[str, pd.DataFrame | Sequence[str]] | None = None,
     extra_figures: Sequence[Path] = (),
+    flow: str = "cst",
 ) -> dict[str, Path]:
     """Write the validation report into ``directory`` and return its files by role.
 
@@ -1473,7 +1494,7 @@ def write_report(
     paths["facts_csv"] = d / "facts.csv"
     figs = [*figures(data, model, table, d), *extra_figures]
     paths.update({p.stem: p for p in figs})
-    md = markdown_summary(table, data, model, title, figs, notes, facts, extra)
+    md = markdown_summary(table, data, model, title, figs, notes, facts, extra, flow)
     paths["summary_md"] = d / "summary.md"
     paths["summary_md"].write_text(md, encoding="utf-8")
     n_bad = int((table["verdict"] == NOT_REPRODUCED).sum())
@@ -1490,7 +1511,7 @@ def write_report(
         sections[name] = [body] if isinstance(body, pd.DataFrame) else list(body)
     sections |= {
         f"What the model does not reproduce ({n_bad} of {len(table)} two-sample tests)": explain(
-            table, data, model
+            table, data, model, flow
         )
         or ["Nothing: every fact passes its criterion."],
         "Two-sample tests": [table.set_index("fact")],

@@ -381,7 +381,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"Facts computed in {facts_seconds:.1f} s (data and simulation).",
     ]
     paths = write_report(data, model, out, title=f"Calibration validation: {name}", notes=notes,
-                         table=table, facts=facts, extra=extra)  # fmt: skip
+                         table=table, facts=facts, extra=extra, flow=params.model)  # fmt: skip
 
     with tracker as run:
         run.log_params(params.to_dict(), prefix="market")
@@ -403,7 +403,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for line in fact_rule(data):
         console.print(f"  {line}", highlight=False)
     console.print("[bold]What the model does not reproduce:[/bold]")
-    for line in explain(table, data, model) or ["nothing: every fact passes its criterion"]:
+    for line in explain(table, data, model, params.model) or ["nothing: every fact passes"]:
         console.print(f"  - {line}", highlight=False)
     if fid is not None:
         title = f"Strategy fidelity: replay of {md.spec.symbol} against {name}"

@@ -380,3 +380,17 @@ def test_data_and_model_replicates_are_independent_even_on_the_same_events():
         row = table.loc[fact]
         assert row["data"] == pytest.approx(row["model"]), fact
         assert row["value_high"] - row["value_low"] > 1e-3, fact
+
+
+def test_explanations_name_a_mechanism_only_for_the_flows_that_have_it(tokyo):
+    """The CST mechanisms (independent market-order signs, lambda / theta queues) are named for
+    the CST and queue-reactive flows, not for a market whose flow has sign memory."""
+    from evaluation.calibration_report import explain
+
+    table = compare(tokyo["a"], tokyo["doubled"])
+    cst = " ".join(explain(table, tokyo["a"], tokyo["doubled"], "cst"))
+    realistic = " ".join(explain(table, tokyo["a"], tokyo["doubled"], "realistic"))
+    assert "Rate of market orders" in cst and "Rate of market orders" in realistic
+    assert len(realistic) < len(cst)
+    for mechanism in ("Cont", "birth-death", "independently"):
+        assert mechanism not in realistic
