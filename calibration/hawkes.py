@@ -114,6 +114,26 @@ class HawkesParams(_Strict):
 # likelihood (numba)
 
 
+@numba.njit(inline="always", cache=True)
+def _intensity(base, alpha, S, i):
+    """``base`` plus the excitation of type ``i``: sum over kernels m and types j of
+    ``alpha[m, i, j] S[m, j]`` (summed onto ``base`` in that order)."""
+    lam = base
+    for m in range(alpha.shape[0]):
+        for j in range(alpha.shape[1]):
+            lam += alpha[m, i, j] * S[m, j]
+    return lam
+
+
+@numba.njit(inline="always", cache=True)
+def _decay(S, beta, w):
+    """Let every kernel's excitation decay over ``w``: ``S[m] *= exp(-beta[m] w)``."""
+    for m in range(S.shape[0]):
+        e = np.exp(-beta[m] * w)
+        for j in range(S.shape[1]):
+            S[m, j] *= e
+
+
 @numba.njit(cache=True)
 def _loglik(
     t: np.ndarray,
@@ -155,10 +175,7 @@ def _loglik(
                     S[m, j] = e * S[m, j]
             last = t[k]
         i = d[k]
-        lam = mu[i]
-        for m in range(M):
-            for j in range(D):
-                lam += alpha[m, i, j] * S[m, j]
+        lam = _intensity(mu[i], alpha, S, i)
         if not lam > 0.0:
             return -np.inf, g_mu, g_alpha, g_beta
         ll += np.log(lam)
@@ -255,25 +272,15 @@ def _simulate(
     while True:
         bound = 0.0
         for i in range(D):
-            lam = mu[i]
-            for m in range(M):
-                for j in range(D):
-                    lam += alpha[m, i, j] * S[m, j]
-            bound += lam
+            bound += _intensity(mu[i], alpha, S, i)
         w = rng.exponential(1.0 / bound)
         t += w
         if t > duration:
             break
-        for m in range(M):
-            e = np.exp(-beta[m] * w)
-            for j in range(D):
-                S[m, j] *= e
+        _decay(S, beta, w)
         total = 0.0
         for i in range(D):
-            lam = mu[i]
-            for m in range(M):
-                for j in range(D):
-                    lam += alpha[m, i, j] * S[m, j]
+            lam = _intensity(mu[i], alpha, S, i)
             lam_i[i] = lam
             total += lam
         u = rng.random() * bound
@@ -679,10 +686,7 @@ def _loglik_state(
                     S[m, j] = e * S[m, j]
             last = t[k]
         i = d[k]
-        lam = mu[i] * phi[i, x]
-        for m in range(M):
-            for j in range(D):
-                lam += alpha[m, i, j] * S[m, j]
+        lam = _intensity(mu[i] * phi[i, x], alpha, S, i)
         if not lam > 0.0:
             return -np.inf, g_mu, g_alpha, g_beta, g_phi
         ll += np.log(lam)
@@ -948,26 +952,15 @@ def _simulate_state(
     while True:
         bound = 0.0
         for i in range(D):
-            lam = mu[i]
-            for m in range(M):
-                for j in range(D):
-                    lam += alpha[m, i, j] * S[m, j]
-            bound += lam + mu[i] * (phi[i, x] - 1.0)
+            bound += _intensity(mu[i], alpha, S, i) + mu[i] * (phi[i, x] - 1.0)
         w = rng.exponential(1.0 / bound)
         t += w
         if t > duration:
             break
-        for m in range(M):
-            e = np.exp(-beta[m] * w)
-            for j in range(D):
-                S[m, j] *= e
+        _decay(S, beta, w)
         total = 0.0
         for i in range(D):
-            lam = mu[i]
-            for m in range(M):
-                for j in range(D):
-                    lam += alpha[m, i, j] * S[m, j]
-            lam_i[i] = lam + mu[i] * (phi[i, x] - 1.0)
+            lam_i[i] = _intensity(mu[i], alpha, S, i) + mu[i] * (phi[i, x] - 1.0)
             total += lam_i[i]
         u = rng.random() * bound
         if u >= total:
