@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -39,6 +40,19 @@ from calibration.sample import Reference, prepare
 from calibration.volatility import realized_volatility, volatility_regimes
 from data.samples import relative_name
 from data.schema import InstrumentSpec, MarketData, SourceFile
+
+
+@contextmanager
+def timed_step(
+    name: str, timings: dict[str, float], progress: Callable[[str], None] | None = None
+) -> Iterator[None]:
+    """Time the block as fit ``name`` into ``timings`` (seconds), telling ``progress`` first."""
+    if progress is not None:
+        progress(name)
+    t0 = time.perf_counter()
+    yield
+    timings[name] = time.perf_counter() - t0
+
 
 FITS: tuple[str, ...] = (
     "prepare",
@@ -162,14 +176,7 @@ def calibrate_frames(
 ) -> Calibration:
     """Calibrate the market from canonical frames (see :func:`calibrate` for the parameters)."""
     timings: dict[str, float] = {}
-
-    @contextmanager
-    def step(name: str) -> Iterator[None]:
-        if progress is not None:
-            progress(name)
-        t0 = time.perf_counter()
-        yield
-        timings[name] = time.perf_counter() - t0
+    step = partial(timed_step, timings=timings, progress=progress)
 
     repairs: list[str] = []
     with step("prepare"):

@@ -27,15 +27,16 @@ seasonality is not modelled (constant baselines): the slow kernels absorb part o
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
+from calibration.calibrate import timed_step
 from calibration.empirical import size_distributions
 from calibration.hawkes import (
     HawkesFit,
@@ -283,14 +284,7 @@ def calibrate_realistic_sample(
     """Calibrate :class:`RealisticFlowParams` on a prepared sample (see
     :func:`calibrate_realistic` for the parameters)."""
     timings: dict[str, float] = {}
-
-    @contextmanager
-    def step(name: str) -> Iterator[None]:
-        if progress is not None:
-            progress(name)
-        t0 = time.perf_counter()
-        yield
-        timings[name] = time.perf_counter() - t0
+    step = partial(timed_step, timings=timings, progress=progress)
 
     T = sample_duration(sample)
     with step("hawkes_market_orders"):
